@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs a recipe's stages. Creates or repairs the environment first (see local/env.sh).
+#
+#   ./run.sh [--recipe NAME] [--stage N] [--stop-stage M] [recipe options...]
+#
+# A recipe lives in recipes/NAME/recipe.sh: it sets its option defaults, lists its stages in
+# `stage_names` (index = stage number) and defines one shell function `stage_N` per stage.
+set -euo pipefail
+cd "$(dirname "$0")"
+source local/log.sh
+
+recipe=synth
+for ((i = 1; i <= $#; i++)); do
+  case "${!i}" in
+    --recipe=*) recipe="${!i#--recipe=}" ;;
+    --recipe) j=$((i + 1)); recipe="${!j:-}" ;;
+  esac
+done
+if [ ! -f "recipes/$recipe/recipe.sh" ]; then
+  known=$(find recipes -mindepth 2 -maxdepth 2 -name recipe.sh -printf '%h\n' 2>/dev/null \
+          | xargs -rn1 basename | sort | tr '\n' ' ')
+  die "unknown recipe '$recipe' (recipes/$recipe/recipe.sh not found). Known recipes: ${known:-none}"
+fi
+
+stage=0
+stop_stage=100
+force=false
+stage_names=()
+# shellcheck disable=SC1090
+source "recipes/$recipe/recipe.sh"
+
+help_message="Usage: $0 [--recipe NAME] [--stage N] [--stop-stage M] [--force true] [options]
+Recipe '$recipe' stages:
+$(for n in "${!stage_names[@]}"; do echo "  $n  ${stage_names[$n]}"; done)"
+source local/parse_options.sh
+
+[[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || die "--stage and --stop-stage take integers"
+if [ ${#stage_names[@]} -eq 0 ]; then
+  die "recipe '$recipe' has no stages implemented yet (see recipes/$recipe/README.md)"
+fi
+last=$(( ${#stage_names[@]} - 1 ))
+[ "$stop_stage" -eq 100 ] && stop_stage=$last
+for ((s = stage; s <= stop_stage; s++)); do
+  if [ -z "${stage_names[$s]:-}" ] || ! declare -F "stage_$s" >/dev/null; then
+    have=$(for n in "${!stage_names[@]}"; do printf '%s ' "$n"; done)
+    die "recipe '$recipe' has no stage $s (its stages: ${have% }). Use --stage/--stop-stage within that range."
+  fi
+done
+
+source local/env.sh
+for ((s = stage; s <= stop_stage; s++)); do
+  log "recipe $recipe, stage $s: ${stage_names[$s]}"
+  "stage_$s"
+done
+log "recipe $recipe: stages $stage..$stop_stage done"

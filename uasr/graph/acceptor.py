@@ -1,0 +1,157 @@
+"""Label acceptors: the LM side of a graph, before a topology turns it into frames.
+
+An :class:`Acceptor` is an arc-labelled weighted automaton over label ids with one start state
+and final log-weights: an n-gram LM (states = histories), a linear acceptor of one transcript,
+or any prior over label sequences (e.g. a prefix tree). :func:`uasr.graph.topology.compose`
+expands it into a state-emitting :class:`~uasr.graph.graph.Graph`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import torch
+
+from uasr.lm.arpa import NgramLM
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class Acceptor:
+    """Arc-labelled automaton over label ids (no epsilon arcs).
+
+    Attributes:
+        num_states: number of states; state ``start`` is the start state.
+        src, dst, label: ``[A]`` int64 arcs.
+        weights: ``[A]`` arc log-weights.
+        final: ``[num_states]`` final log-weights (``-inf``: not final).
+    """
+
+    num_states: int
+    src: Tensor
+    dst: Tensor
+    label: Tensor
+    weights: Tensor
+    final: Tensor
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        self.src = torch.as_tensor(self.src, dtype=torch.int64)
+        self.dst = torch.as_tensor(self.dst, dtype=torch.int64)
+        self.label = torch.as_tensor(self.label, dtype=torch.int64)
+        self.weights = torch.as_tensor(self.weights, dtype=torch.float32) \
+            if not torch.is_tensor(self.weights) else self.weights
+        self.final = torch.as_tensor(self.final, dtype=torch.float32) \
+            if not torch.is_tensor(self.final) else self.final
+        if not (self.src.shape == self.dst.shape == self.label.shape == self.weights.shape):
+            raise ValueError("Acceptor src/dst/label/weights must have equal shapes")
+        if self.final.numel() != self.num_states:
+            raise ValueError(f"Acceptor.final must have {self.num_states} entries")
+
+
+def linear_acceptor(labels: Sequence[int]) -> Acceptor:
+    """The acceptor of exactly one label sequence (a supervised transcript), weight 0."""
+    n = len(labels)
+    if n == 0:
+        raise ValueError("linear_acceptor needs at least one label")
+    final = torch.full((n + 1,), -math.inf)
+    final[n] = 0.0
+    return Acceptor(num_states=n + 1, src=torch.arange(n), dst=torch.arange(1, n + 1),
+                    label=torch.as_tensor(list(labels), dtype=torch.int64),
+                    weights=torch.zeros(n), final=final)
+
+
+def ngram_acceptor(
+    lm: NgramLM,
+    symbols: Mapping[str, int] | Sequence[str],
+    *,
+    expand: str = "full",
+    use_eos: bool = True,
+    exclude: Sequence[str] = (),
+) -> Acceptor:
+    """The n-gram LM as an acceptor whose states are LM histories (no epsilon arcs).
+
+    Args:
+        lm: an :class:`~uasr.lm.arpa.NgramLM` (read from ARPA or estimated by :mod:`uasr.lm`).
+        symbols: token -> label id (or a list whose index is the id). Tokens of the LM that are
+            not in ``symbols`` raise an error (``<s>``, ``</s>`` are never labels; ``<unk>`` is dropped
+            unless it has an id).
+        expand: ``"full"``: every history of ``order - 1`` tokens that can follow ``<s>``
+            (|C|^(n-1) states; exact and regular, best for the dense/block backends of small
+            phone LMs). ``"minimal"``: only the histories the LM itself stores; a transition
+            goes to the longest stored suffix of the new history. Both give exactly the LM's
+            backed-off probabilities; ``minimal`` is far smaller for large or pruned LMs.
+        use_eos: add ``log p(</s> | h)`` as the final weight of every history state.
+        exclude: LM tokens to leave out of the graph (e.g. ``<unk>``); their probability mass
+            is simply dropped (the graph is then slightly sub-normalised).
+    """
+    if expand not in ("full", "minimal"):
+        raise ValueError(f"expand must be 'full' or 'minimal', got {expand!r}")
+    sym = dict(symbols) if isinstance(symbols, Mapping) else {s: i for i, s in enumerate(symbols)}
+    exclude = set(exclude) | ({"<unk>"} - set(sym))  # an <unk> with no label id is dropped
+    tokens = [t for t in lm.vocab if t not in ("<s>", "</s>") and t not in exclude]
+    missing = [t for t in tokens if t not in sym]
+    if missing:
+        raise ValueError(f"LM tokens without a label id: {missing[:10]} "
+                         f"(add them to the symbol table or pass exclude=[...])")
+    n = lm.order
+    start: tuple[str, ...] = ("<s>",) if n > 1 else ()
+
+    def next_state(h: tuple[str, ...], tok: str) -> tuple[str, ...]:
+        new = (h + (tok,))[-(n - 1):] if n > 1 else ()
+        if expand == "full":
+            return new
+        while new and not lm.has_context(new):
+            new = new[1:]
+        return new
+
+    index: dict[tuple[str, ...], int] = {start: 0}
+    order = [start]
+    src, dst, lab, w = [], [], [], []
+    i = 0
+    while i < len(order):
+        h = order[i]
+        for tok in tokens:
+            lp = lm.logprob(tok, h)
+            if lp == -math.inf:
+                continue
+            h2 = next_state(h, tok)
+            j = index.get(h2)
+            if j is None:
+                j = index[h2] = len(order)
+                order.append(h2)
+            src.append(i)
+            dst.append(j)
+            lab.append(sym[tok])
+            w.append(lp)
+        i += 1
+    final = torch.tensor([lm.logprob("</s>", h) if use_eos else 0.0 for h in order])
+    return Acceptor(num_states=len(order), src=torch.tensor(src), dst=torch.tensor(dst),
+                    label=torch.tensor(lab), weights=torch.tensor(w, dtype=torch.float32),
+                    final=final.to(torch.float32), start=0)
+
+
+def table_acceptor(logp: Tensor, start_logp: Optional[Tensor] = None,
+                   final_logp: Optional[Tensor] = None) -> Acceptor:
+    """A bigram acceptor from a table: ``logp[a, c] = log p(c | a)`` over labels ``0..C-1``.
+
+    ``start_logp[c] = log p(c | <s>)`` (uniform when None); ``final_logp[a]`` is the final
+    weight of history ``a`` (0 when None). States: 0 = start, ``1 + a`` = last label ``a``.
+    """
+    C = logp.shape[0]
+    if logp.shape != (C, C):
+        raise ValueError(f"table_acceptor: logp must be [C, C], got {tuple(logp.shape)}")
+    if start_logp is None:
+        start_logp = torch.full((C,), -math.log(C))
+    if final_logp is None:
+        final_logp = torch.zeros(C)
+    a = torch.arange(C)
+    src = torch.cat([torch.zeros(C, dtype=torch.int64), (1 + a).repeat_interleave(C)])
+    dst = torch.cat([1 + a, (1 + a).repeat(C)])
+    label = torch.cat([a, a.repeat(C)])
+    weights = torch.cat([start_logp.float(), logp.reshape(-1).float()])
+    final = torch.cat([torch.tensor([-math.inf]), final_logp.float()])
+    return Acceptor(num_states=C + 1, src=src, dst=dst, label=label, weights=weights, final=final)

@@ -1,0 +1,235 @@
+"""Forward-backward over a state-emitting graph, on the CPU/GPU with plain torch ops.
+
+Two implementations with the same contract:
+
+- :func:`scaled_forward` / :func:`scaled_backward`: probability space with per-frame
+  rescaling (one matmul-like op per frame; the fast path for a shared graph).
+- :func:`log_forward` / :func:`log_backward`: log space over the arc list with
+  scatter-logsumexp (exact for any weights; handles packed per-utterance graphs; the
+  fallback when probability space underflows).
+
+``forward`` returns the per-utterance log total and a context for ``backward``, which
+returns gradients (given ``g = dLoss/dtotal`` per utterance) w.r.t. the emissions, and
+optionally w.r.t. arc, initial and final weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from uasr.graph.graph import Graph
+from uasr.graph.transitions import _max_finite
+
+Tensor = torch.Tensor
+NEG_INF = -math.inf
+
+
+def _safe_shift(x: Tensor, dim: int) -> Tensor:
+    """max over ``dim`` with -inf replaced by 0 (so ``x - shift`` never produces NaN)."""
+    m = x.amax(dim=dim)
+    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+
+
+# ---------------------------------------------------------------------------- prob space
+@dataclass
+class ScaledContext:
+    A: Tensor  # [B, T, S] normalised forward probabilities
+    P: Tensor  # [B, T, S] exp(emission - shift)
+    c: Tensor  # [B, T] per-frame normalisers
+    init_w: Tensor  # [S]
+    final_w: Tensor  # [S]
+    lengths: Tensor
+
+
+def scaled_forward(E: Tensor, lengths: Tensor, graph: Graph, trans) -> tuple[Tensor, ScaledContext]:
+    """E: ``[B, T, S]`` per-state log emissions (already gathered by label)."""
+    B, T, S = E.shape
+    dtype = E.dtype
+    shift = _safe_shift(E, 2)  # [B, T]
+    P = torch.exp(E - shift.unsqueeze(-1))
+    init = graph.init.detach().to(dtype)
+    final = graph.final.detach().to(dtype)
+    imax, fmax = _max_finite(init), _max_finite(final)
+    init_w, final_w = torch.exp(init - imax), torch.exp(final - fmax)
+
+    A = torch.empty(B, T, S, dtype=dtype, device=E.device)
+    c = torch.ones(B, T, dtype=dtype, device=E.device)
+    u = init_w * P[:, 0]
+    for t in range(T):
+        if t > 0:
+            u = trans.fwd(A[:, t - 1]) * P[:, t]
+        ct = u.amax(dim=1, keepdim=True)
+        ct = torch.where(ct > 0, ct, torch.ones_like(ct))  # dead rows stay all-zero
+        if t > 0:
+            active = (t < lengths).unsqueeze(1)
+            A[:, t] = torch.where(active, u / ct, A[:, t - 1])
+            c[:, t] = torch.where(active, ct, torch.ones_like(ct)).squeeze(1)
+        else:
+            A[:, 0] = u / ct
+            c[:, 0] = ct.squeeze(1)
+    last = A[torch.arange(B, device=E.device), lengths - 1]
+    fin = (last * final_w).sum(1)
+    steps = (torch.arange(T, device=E.device) < lengths.unsqueeze(1)).to(dtype)
+    wmax_terms = (lengths - 1).to(dtype) * trans.wmax
+    total = torch.log(fin) + fmax + imax + wmax_terms + (steps * (shift + torch.log(c))).sum(1)
+    return total, ScaledContext(A, P, c, init_w, final_w, lengths)
+
+
+def scaled_backward(ctx: ScaledContext, g: Tensor, trans, need_weights: bool):
+    """Returns ``(gamma [B, T, S] scaled by g, arc_grad, init_grad, final_grad)``."""
+    A, P, c, lengths = ctx.A, ctx.P, ctx.c, ctx.lengths
+    B, T, S = A.shape
+    dev = A.device
+    gam = torch.empty_like(A)
+    Y = torch.zeros_like(A) if need_weights else None
+    rows = torch.arange(B, device=dev)
+    beta = ctx.final_w.expand(B, S)  # max entry is 1 (final_w = exp(final - max))
+    for t in range(T - 1, -1, -1):
+        active = (t < lengths).unsqueeze(1)
+        starts = (t == lengths - 1).unsqueeze(1)
+        beta = torch.where(starts, ctx.final_w.expand(B, S), beta)
+        ab = A[:, t] * beta
+        D = ab.sum(1, keepdim=True)
+        D = torch.where(D > 0, D, torch.ones_like(D))
+        gam[:, t] = torch.where(active, ab / D * g.unsqueeze(1), torch.zeros_like(ab))
+        if t == 0:
+            break
+        v = P[:, t] * beta
+        if need_weights:
+            N = c[:, t:t + 1] * D
+            Y[:, t] = torch.where(active, v / N * g.unsqueeze(1), torch.zeros_like(v))
+        nb = trans.bwd(v)
+        d = nb.amax(1, keepdim=True)
+        d = torch.where(d > 0, d, torch.ones_like(d))
+        beta = torch.where(active, nb / d, beta)
+    arc_grad = init_grad = final_grad = None
+    if need_weights:
+        X = A[:, :-1].reshape(-1, S)
+        arc_grad = trans.arc_counts(X, Y[:, 1:].reshape(-1, S))
+        init_grad = gam[:, 0].sum(0)
+        final_grad = gam[rows, lengths - 1].sum(0)
+    return gam, arc_grad, init_grad, final_grad
+
+
+# ---------------------------------------------------------------------------- log space
+@dataclass
+class LogContext:
+    alpha: Tensor  # [R, T, S]
+    E: Tensor  # [R, T, S]
+    total_rows: Tensor  # [B]
+    lengths_state: Tensor  # [R or 1, S] per-state utterance length
+
+
+def _scatter_logsumexp(x: Tensor, index: Tensor, size: int) -> Tensor:
+    """``out[r, j] = logsumexp_{i: index[i]=j} x[r, i]`` (``-inf`` where nothing lands)."""
+    R = x.shape[0]
+    idx = index.unsqueeze(0).expand(R, -1)
+    m = torch.full((R, size), NEG_INF, dtype=x.dtype, device=x.device)
+    m.scatter_reduce_(1, idx, x, reduce="amax", include_self=True)
+    mg = m.gather(1, idx)
+    ex = torch.exp(x - torch.where(torch.isfinite(mg), mg, torch.zeros_like(mg)))
+    s = torch.zeros((R, size), dtype=x.dtype, device=x.device).scatter_add_(1, idx, ex)
+    return torch.where(torch.isfinite(m), m + torch.log(s), m)
+
+
+class LogLayout:
+    """Row/owner bookkeeping shared by the log-space routines (shared vs packed graphs)."""
+
+    def __init__(self, graph: Graph, lengths: Tensor):
+        self.packed = graph.is_batch
+        S = graph.num_states
+        if self.packed:
+            self.owner = graph.state_batch_index()  # [S]
+            self.len_state = lengths[self.owner].unsqueeze(0)  # [1, S]
+        else:
+            self.owner = None
+            self.len_state = lengths.unsqueeze(1)  # [B, 1]
+        self.S = S
+
+    def gather_emissions(self, emissions: Tensor, labels: Tensor) -> Tensor:
+        if self.packed:
+            return emissions[self.owner, :, labels].T.unsqueeze(0)  # [1, T, S]
+        return emissions[:, :, labels]  # [B, T, S]
+
+    def totals(self, x: Tensor, B: int) -> Tensor:
+        """Per-utterance logsumexp of ``x [R, S]`` over its states."""
+        if not self.packed:
+            return torch.logsumexp(x, dim=1)
+        return _scatter_logsumexp(x, self.owner, B).squeeze(0)
+
+
+def log_forward(E: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout,
+                semiring: str = "log"):
+    """Log-space forward. ``semiring="tropical"`` also returns back-pointer arcs ``[R, T, S]``."""
+    R, T, S = E.shape
+    src, dst = graph.src, graph.dst
+    w = graph.weights.detach().to(E.dtype)
+    alpha = torch.empty_like(E)
+    alpha[:, 0] = graph.init.detach().to(E.dtype) + E[:, 0]
+    bp = torch.full((R, T, S), -1, dtype=torch.int64, device=E.device) if semiring == "tropical" else None
+    arc_ids = torch.arange(src.numel(), device=E.device)
+    for t in range(1, T):
+        x = alpha[:, t - 1, src] + w  # [R, A]
+        if semiring == "log":
+            nxt = _scatter_logsumexp(x, dst, S)
+        else:
+            idx = dst.unsqueeze(0).expand(R, -1)
+            nxt = torch.full((R, S), NEG_INF, dtype=E.dtype, device=E.device)
+            nxt.scatter_reduce_(1, idx, x, reduce="amax", include_self=True)
+            best = torch.where((x == nxt.gather(1, idx)) & torch.isfinite(x),
+                               arc_ids.expand(R, -1), torch.full_like(idx, -1))
+            bpt = torch.full((R, S), -1, dtype=torch.int64, device=E.device)
+            bpt.scatter_reduce_(1, idx, best, reduce="amax", include_self=True)
+            bp[:, t] = bpt
+        active = t < layout.len_state
+        alpha[:, t] = torch.where(active, nxt + E[:, t], alpha[:, t - 1])
+    return alpha, bp
+
+
+def log_total(alpha: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout, B: int) -> Tensor:
+    """Per-utterance log total from the forward variables (frozen after each length)."""
+    last = alpha[:, -1] + graph.final.detach().to(alpha.dtype)
+    return layout.totals(last, B)
+
+
+def log_backward(alpha: Tensor, E: Tensor, total: Tensor, g: Tensor, graph: Graph,
+                 layout: LogLayout, need_weights: bool):
+    """Returns ``(gamma [R, T, S] scaled by g, arc_grad, init_grad, final_grad)``."""
+    R, T, S = E.shape
+    src, dst = graph.src, graph.dst
+    w = graph.weights.detach().to(E.dtype)
+    final = graph.final.detach().to(E.dtype)
+    if layout.packed:
+        Z = total[layout.owner].unsqueeze(0)  # [1, S]
+        gs = g[layout.owner].unsqueeze(0)
+        Za, ga = Z[:, dst], gs[:, dst]  # per arc (arcs stay inside their graph)
+    else:
+        Z, gs = total.unsqueeze(1), g.unsqueeze(1)  # [B, 1]
+        Za, ga = Z, gs
+    gam = torch.zeros_like(E)
+    arc_grad = torch.zeros_like(w) if need_weights else None
+    beta = final.expand(R, S).clone()
+    final_grad = torch.zeros_like(final) if need_weights else None
+    for t in range(T - 1, -1, -1):
+        active = t < layout.len_state
+        starts = t == layout.len_state - 1
+        beta = torch.where(starts, final.expand(R, S), beta)
+        post = torch.exp(alpha[:, t] + beta - Z) * gs
+        gam[:, t] = torch.where(active, post, torch.zeros_like(post))
+        if need_weights:
+            final_grad += torch.where(starts, post, torch.zeros_like(post)).sum(0)
+        if t == 0:
+            break
+        y = (E[:, t] + beta)[:, dst] + w  # [R, A]
+        if need_weights:
+            xi = torch.exp(alpha[:, t - 1, src] + y - Za) * ga
+            act_a = active if active.shape[1] == 1 else active[:, dst]
+            arc_grad += torch.where(act_a, xi, torch.zeros_like(xi)).sum(0)
+        nb = _scatter_logsumexp(y, src, S)
+        beta = torch.where(active, nb, beta)
+    init_grad = gam[:, 0].sum(0) if need_weights else None
+    return gam, arc_grad, init_grad, final_grad

@@ -1,0 +1,156 @@
+"""Beam-pruned forward-backward: keep the ``k`` best states per frame (log space).
+
+At every frame the surviving states' out-arcs propose successors; proposals that reach the
+same state are recombined (logsumexp: states of an n-gram graph *are* LM histories, so this is
+recombination by history), the frame's emission is added, and the ``k`` best states survive.
+The result is the total over the kept paths: equal to the exact total when ``k >= S`` and
+never above it. The backward pass runs over the same kept lattice, so the gradient is exact
+for the pruned objective. Memory is ``O(B T k)`` instead of ``O(B T S)``: the path for 4-gram
+phone LMs (tens of thousands of states).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from uasr.graph.graph import Graph
+
+Tensor = torch.Tensor
+NEG_INF = -math.inf
+
+
+class OutArcs:
+    """Out-arcs per state padded to the largest out-degree (pad: dst = S, weight = -inf)."""
+
+    def __init__(self, graph: Graph):
+        S, A = graph.num_states, graph.num_arcs
+        src = graph.src
+        deg = torch.bincount(src, minlength=S)
+        D = max(int(deg.max()) if A else 1, 1)
+        order = torch.argsort(src, stable=True)
+        start = torch.cumsum(deg, 0) - deg
+        slot = torch.arange(A, device=src.device) - start[src[order]]
+        self.dst = torch.full((S + 1, D), S, dtype=torch.int64, device=src.device)
+        self.arc = torch.full((S + 1, D), A, dtype=torch.int64, device=src.device)
+        self.dst[src[order], slot] = graph.dst[order]
+        self.arc[src[order], slot] = order
+        self.S, self.A, self.D = S, A, D
+
+
+def out_arcs(graph: Graph) -> OutArcs:
+    key = ("out_arcs", graph.device)
+    if key not in graph._cache:
+        graph._cache[key] = OutArcs(graph)
+    return graph._cache[key]
+
+
+@dataclass
+class PrunedContext:
+    act: Tensor  # [B, T, k] kept states
+    la: Tensor  # [B, T, k] their log forward scores
+    Ek: Tensor  # [B, T, k] their emissions
+
+
+def _padded(x: Tensor, fill: float) -> Tensor:
+    return torch.cat([x, x.new_full((1,), fill)])
+
+
+def pruned_forward(emissions: Tensor, lengths: Tensor, graph: Graph, k: int):
+    B, T, V = emissions.shape
+    S = graph.num_states
+    dev, dtype = emissions.device, emissions.dtype
+    k = min(k, S)
+    O = out_arcs(graph)
+    w_pad = _padded(graph.weights.detach().to(dtype), NEG_INF)  # arc A = padding
+    lab_pad = torch.cat([graph.labels, graph.labels.new_zeros(1)])
+    rows = torch.arange(B, device=dev).unsqueeze(1)
+
+    act = torch.empty(B, T, k, dtype=torch.int64, device=dev)
+    la = torch.empty(B, T, k, dtype=dtype, device=dev)
+    Ek = torch.empty(B, T, k, dtype=dtype, device=dev)
+    e0 = emissions[:, 0, graph.labels]
+    v, i = torch.topk(graph.init.detach().to(dtype) + e0, k, dim=1)
+    # a slot holding -inf points at the dummy state S (never at a real state: no duplicates)
+    act[:, 0], la[:, 0], Ek[:, 0] = torch.where(torch.isfinite(v), i, S), v, e0.gather(1, i)
+
+    # Persistent recombination buffers; only touched entries are reset after each frame.
+    m = torch.full((B, S + 1), NEG_INF, dtype=dtype, device=dev)
+    ssum = torch.zeros((B, S + 1), dtype=dtype, device=dev)
+    first = torch.full((B, S + 1), k * O.D, dtype=torch.int64, device=dev)
+    cand_pos = torch.arange(k * O.D, device=dev).expand(B, -1)
+    for t in range(1, T):
+        a_prev, l_prev = act[:, t - 1], la[:, t - 1]
+        cd = O.dst[a_prev].reshape(B, -1)  # [B, k*D]
+        cs = (l_prev.unsqueeze(-1) + w_pad[O.arc[a_prev]]).reshape(B, -1)
+        m.scatter_reduce_(1, cd, cs, reduce="amax", include_self=True)
+        mg = m.gather(1, cd)
+        ex = torch.exp(cs - torch.where(torch.isfinite(mg), mg, torch.zeros_like(mg)))
+        ssum.scatter_add_(1, cd, ex)
+        first.scatter_reduce_(1, cd, cand_pos, reduce="amin", include_self=True)
+        lse = mg + torch.log(ssum.gather(1, cd))
+        keep = (first.gather(1, cd) == cand_pos) & (cd < S) & torch.isfinite(mg)
+        et = emissions[:, t].gather(1, lab_pad[cd])
+        score = torch.where(keep, lse + et, torch.full_like(lse, NEG_INF))
+        m.scatter_(1, cd, NEG_INF)
+        ssum.scatter_(1, cd, 0.0)
+        first.scatter_(1, cd, k * O.D)
+        v, j = torch.topk(score, k, dim=1)
+        active = (t < lengths).unsqueeze(1)
+        nxt = torch.where(torch.isfinite(v), cd.gather(1, j), S)
+        act[:, t] = torch.where(active, nxt, a_prev)
+        la[:, t] = torch.where(active, v, l_prev)
+        Ek[:, t] = torch.where(active, et.gather(1, j), Ek[:, t - 1])
+    last = rows.squeeze(1), lengths - 1
+    fin = la[last] + _padded(graph.final.detach().to(dtype), NEG_INF)[act[last]]
+    total = torch.logsumexp(fin, dim=1)
+    return total, PrunedContext(act, la, Ek)
+
+
+def pruned_backward(ctx: PrunedContext, total: Tensor, g: Tensor, lengths: Tensor, graph: Graph,
+                    V: int, need_weights: bool):
+    """Returns ``(grad_emissions [B, T, V], arc_grad, init_grad, final_grad)``."""
+    act, la, Ek = ctx.act, ctx.la, ctx.Ek
+    B, T, k = act.shape
+    S, dev, dtype = graph.num_states, act.device, la.dtype
+    O = out_arcs(graph)
+    w_pad = _padded(graph.weights.detach().to(dtype), NEG_INF)
+    final = _padded(graph.final.detach().to(dtype), NEG_INF)
+    lab = torch.cat([graph.labels, graph.labels.new_zeros(1)])
+    Z, gg = total.unsqueeze(1), g.unsqueeze(1)
+    grad_em = torch.zeros(B, T, V, dtype=dtype, device=dev)
+    arc_grad = torch.zeros(O.A + 1, dtype=dtype, device=dev) if need_weights else None
+    init_grad = torch.zeros(S + 1, dtype=dtype, device=dev) if need_weights else None
+    final_grad = torch.zeros(S + 1, dtype=dtype, device=dev) if need_weights else None
+    buf = torch.full((B, S + 1), NEG_INF, dtype=dtype, device=dev)
+    beta = final[act[:, T - 1]]
+    for t in range(T - 1, -1, -1):
+        active = (t < lengths).unsqueeze(1)
+        starts = (t == lengths - 1).unsqueeze(1)
+        beta = torch.where(starts, final[act[:, t]], beta)
+        post = torch.where(active, torch.exp(la[:, t] + beta - Z) * gg, torch.zeros_like(beta))
+        grad_em[:, t].scatter_add_(1, lab[act[:, t]], post)
+        if need_weights:
+            final_grad.index_add_(0, act[:, t][starts.expand(-1, k)],
+                                  post[starts.expand(-1, k)])
+            if t == 0:
+                init_grad.index_add_(0, act[:, 0].reshape(-1), post.reshape(-1))
+        if t == 0:
+            break
+        buf.scatter_(1, act[:, t], beta + Ek[:, t])
+        buf[:, S] = NEG_INF
+        a_prev = act[:, t - 1]
+        arcs = O.arc[a_prev]  # [B, k, D]
+        x = w_pad[arcs] + buf.gather(1, O.dst[a_prev].reshape(B, -1)).view_as(arcs).to(dtype)
+        buf.scatter_(1, act[:, t], NEG_INF)
+        if need_weights:
+            xi = torch.exp(la[:, t - 1].unsqueeze(-1) + x - Z.unsqueeze(-1)) * gg.unsqueeze(-1)
+            xi = torch.where(active.unsqueeze(-1), xi, torch.zeros_like(xi))
+            arc_grad.index_add_(0, arcs.reshape(-1), xi.reshape(-1))
+        nb = torch.logsumexp(x, dim=2)
+        beta = torch.where(active, nb, beta)
+    if not need_weights:
+        return grad_em, None, None, None
+    return grad_em, arc_grad[:-1], init_grad[:-1], final_grad[:-1]

@@ -1,0 +1,286 @@
+"""Public algorithms: :func:`total_score` (log semiring, differentiable) and :func:`viterbi`."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from uasr.graph import forward_backward as fb
+from uasr.graph.graph import Graph
+from uasr.graph.pruned import pruned_backward, pruned_forward
+from uasr.graph.transitions import choose_backend, make_transitions
+
+Tensor = torch.Tensor
+BACKENDS = ("auto", "dense", "block", "sparse", "triton")
+NO_PATH = ("raise", "inf", "zero")
+
+
+class NoPathError(ValueError):
+    """An utterance has no complete path through its graph."""
+
+
+def _check_inputs(emissions: Tensor, lengths: Tensor, graph: Graph) -> Tensor:
+    if emissions.dim() != 3:
+        raise ValueError(f"emissions must be [B, T, V], got shape {tuple(emissions.shape)}")
+    if not emissions.is_floating_point():
+        raise ValueError("emissions must be a floating-point tensor of log-scores")
+    B, T, V = emissions.shape
+    lengths = torch.as_tensor(lengths, device=emissions.device).to(torch.int64)
+    if lengths.shape != (B,):
+        raise ValueError(f"lengths must have shape [{B}], got {tuple(lengths.shape)}")
+    if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+        bad = int(torch.nonzero((lengths < 1) | (lengths > T))[0])
+        raise ValueError(f"lengths[{bad}] = {int(lengths[bad])} is outside [1, T={T}]")
+    if graph.num_states and int(graph.labels.max()) >= V:
+        raise ValueError(f"graph uses label {int(graph.labels.max())} but emissions have V={V}")
+    if graph.is_batch and graph.num_graphs != B:
+        raise ValueError(f"packed graph holds {graph.num_graphs} graphs for a batch of {B}")
+    if graph.device != emissions.device:
+        raise ValueError(f"graph is on {graph.device}, emissions on {emissions.device}: "
+                         f"use graph.to(emissions.device)")
+    return lengths
+
+
+def _mask_padding(emissions: Tensor, lengths: Tensor) -> Tensor:
+    """Zero the frames beyond each length (they are ignored; this keeps NaN padding out)."""
+    T = emissions.shape[1]
+    valid = torch.arange(T, device=emissions.device).unsqueeze(0) < lengths.unsqueeze(1)
+    return torch.where(valid.unsqueeze(-1), emissions, torch.zeros((), dtype=emissions.dtype,
+                                                                   device=emissions.device))
+
+
+class _TotalScore(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, emissions, weights, init, final, graph, lengths, backend, beam, no_path):
+        B, T, V = emissions.shape
+        em = _mask_padding(emissions.detach(), lengths)
+        state = {"backend": backend}
+        if beam is not None:
+            total, pctx = pruned_forward(em, lengths, graph, beam)
+            state["pruned"] = pctx
+        elif backend in ("dense", "block", "triton"):
+            if backend == "triton":
+                from uasr.graph.triton_kernels import triton_forward
+                total, sctx, trans = triton_forward(em, lengths, graph)
+            else:
+                trans = make_transitions(graph, backend, em.dtype)
+                total, sctx = fb.scaled_forward(em[:, :, graph.labels], lengths, graph, trans)
+            state["scaled"], state["trans"] = sctx, trans
+            dead = ~torch.isfinite(total)
+            if bool(dead.any()):
+                # Probability space underflowed or there is truly no path: redo those
+                # utterances exactly in log space.
+                state["log_rows"] = idx = torch.nonzero(dead).squeeze(1)
+                sub_len = lengths[idx]
+                layout = fb.LogLayout(graph, sub_len)
+                E = layout.gather_emissions(em[idx], graph.labels)
+                alpha, _ = fb.log_forward(E, sub_len, graph, layout)
+                total = total.clone()
+                total[idx] = fb.log_total(alpha, sub_len, graph, layout, idx.numel())
+                state["log"] = (alpha, E, layout)
+        else:
+            layout = fb.LogLayout(graph, lengths)
+            E = layout.gather_emissions(em, graph.labels)
+            alpha, _ = fb.log_forward(E, lengths, graph, layout)
+            total = fb.log_total(alpha, lengths, graph, layout, B)
+            state["log"] = (alpha, E, layout)
+            state["log_rows"] = None
+        bad = ~torch.isfinite(total)
+        if bool(bad.any()) and no_path == "raise":
+            i = int(torch.nonzero(bad)[0])
+            raise NoPathError(
+                f"utterance {i} (batch index) has no complete path through the graph in "
+                f"{int(lengths[i])} frames (e.g. too few frames for its labels); pass "
+                f"no_path='zero' or 'inf' to skip such utterances instead")
+        ctx.state, ctx.graph, ctx.V = state, graph, V
+        ctx.save_for_backward(lengths, total)
+        out = total.clone()
+        if no_path == "zero":
+            out[bad] = 0.0
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        lengths, total = ctx.saved_tensors
+        graph, state, V = ctx.graph, ctx.state, ctx.V
+        need_w = any(ctx.needs_input_grad[1:4])
+        ok = torch.isfinite(total)
+        g = torch.where(ok, g, torch.zeros_like(g)).to(total.dtype)
+        Zs = torch.where(ok, total, torch.zeros_like(total))
+        B = total.numel()
+        grads_w = [None, None, None]
+        if "pruned" in state:
+            grad_em, *gw = pruned_backward(state["pruned"], Zs, g, lengths, graph, V, need_w)
+            grads_w = gw
+        else:
+            grad_em = None
+            if "scaled" in state:
+                trans = state["trans"]
+                g_sc = g.clone()
+                if state.get("log_rows") is not None:
+                    g_sc[state["log_rows"]] = 0.0
+                if state["backend"] == "triton":
+                    from uasr.graph.triton_kernels import triton_backward
+                    gam, *gw = triton_backward(state["scaled"], g_sc, trans, need_w)
+                else:
+                    gam, *gw = fb.scaled_backward(state["scaled"], g_sc, trans, need_w)
+                grad_em = gam.new_zeros(B, gam.shape[1], V).index_add_(2, graph.labels, gam)
+                grads_w = gw
+            if "log" in state:
+                alpha, E, layout = state["log"]
+                rows = state["log_rows"]
+                sub = slice(None) if rows is None else rows
+                gam, *gw = fb.log_backward(alpha, E, Zs[sub], g[sub], graph, layout, need_w)
+                if layout.packed:
+                    flat = torch.zeros(B * E.shape[1], V, dtype=gam.dtype, device=gam.device)
+                    T = E.shape[1]
+                    owner = layout.owner
+                    # gam: [1, T, S] -> rows (owner, t), columns labels
+                    idx = (owner.unsqueeze(0) * T + torch.arange(T, device=gam.device).unsqueeze(1))
+                    flat.index_put_((idx.reshape(-1), graph.labels.expand(T, -1).reshape(-1)),
+                                    gam[0].reshape(-1), accumulate=True)
+                    g_log = flat.view(B, T, V)
+                else:
+                    g_log = gam.new_zeros(gam.shape[0], gam.shape[1], V).index_add_(2, graph.labels, gam)
+                if grad_em is None:
+                    grad_em = g_log if rows is None else g_log.new_zeros(B, *g_log.shape[1:]).index_copy_(0, rows, g_log)
+                else:
+                    grad_em.index_add_(0, rows, g_log)
+                if need_w:
+                    grads_w = gw if grads_w[0] is None else [a + b for a, b in zip(grads_w, gw)]
+        grad_em = grad_em.to(ctx.state.get("dtype", grad_em.dtype))
+        out_w = [gw if (gw is not None and need) else None
+                 for gw, need in zip(grads_w, ctx.needs_input_grad[1:4])]
+        return (grad_em, *out_w, None, None, None, None, None)
+
+
+def total_score(
+    emissions: Tensor,
+    lengths: Tensor,
+    graph: Graph,
+    *,
+    beam: Optional[int] = None,
+    backend: str = "auto",
+    dtype: Optional[torch.dtype] = None,
+    no_path: str = "raise",
+) -> Tensor:
+    """Log-semiring total score of every utterance: ``log sum_paths exp(path score)``.
+
+    Args:
+        emissions: ``[B, T, V]`` log-scores; frame ``t`` of utterance ``b`` in a state with
+            label ``v`` adds ``emissions[b, t, v]``. Frames at or beyond ``lengths[b]`` are
+            ignored (their gradient is 0).
+        lengths: ``[B]`` number of valid frames, each in ``[1, T]``.
+        graph: one :class:`Graph` shared by the batch, or ``Graph.batch([...])`` with one
+            graph per utterance.
+        beam: keep only the ``beam`` best states per frame (see :mod:`uasr.graph.pruned`).
+        backend: ``auto`` (dense for small graphs, block for structured large ones, sparse
+            otherwise, triton on CUDA), or one of ``dense``, ``block``, ``sparse``, ``triton``.
+        dtype: compute dtype (default: the emissions' dtype; pass ``torch.float64`` for
+            extra precision). The result has the emissions' dtype.
+        no_path: what to do with an utterance that has no complete path: ``"raise"`` (a
+            :class:`NoPathError` naming its batch index), ``"inf"`` (return ``-inf``, zero
+            gradient) or ``"zero"`` (return 0, zero gradient: it drops out of a summed loss).
+
+    Returns:
+        ``[B]`` totals, differentiable w.r.t. ``emissions`` and the graph's ``weights``,
+        ``init`` and ``final`` (when those require grad).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if no_path not in NO_PATH:
+        raise ValueError(f"no_path must be one of {NO_PATH}, got {no_path!r}")
+    if beam is not None and beam < 1:
+        raise ValueError(f"beam must be >= 1, got {beam}")
+    lengths = _check_inputs(emissions, lengths, graph)
+    out_dtype = emissions.dtype
+    work = emissions if dtype is None else emissions.to(dtype)
+    if backend == "auto":
+        backend = choose_backend(graph)
+        if backend in ("dense", "block") and work.is_cuda:
+            from uasr.graph.triton_kernels import triton_supports
+            if triton_supports(graph, work):
+                backend = "triton"
+    elif backend in ("dense", "block") and graph.is_batch:
+        raise ValueError(f"backend {backend!r} needs a shared graph; packed batches use 'sparse'")
+    total = _TotalScore.apply(work, graph.weights, graph.init, graph.final, graph, lengths,
+                              backend, beam, no_path)
+    return total.to(out_dtype)
+
+
+# ---------------------------------------------------------------------------- Viterbi
+@dataclass
+class ViterbiResult:
+    """Best path per utterance.
+
+    Attributes:
+        scores: ``[B]`` best path scores (``-inf`` where there is no path).
+        states: per utterance, ``[len_b]`` graph states of the best path.
+        alignments: per utterance, ``[len_b]`` label of each frame.
+        labels: per utterance, the output token sequence (a new token starts on every
+            ``new_token`` arc or initial state, except in ``graph.blank`` states).
+    """
+
+    scores: Tensor
+    states: list[Tensor]
+    alignments: list[Tensor]
+    labels: list[list[int]]
+
+
+def viterbi(emissions: Tensor, lengths: Tensor, graph: Graph) -> ViterbiResult:
+    """Best path (tropical semiring) through ``graph`` for every utterance."""
+    lengths = _check_inputs(emissions, lengths, graph)
+    B, T, V = emissions.shape
+    with torch.no_grad():
+        em = _mask_padding(emissions.detach(), lengths)
+        layout = fb.LogLayout(graph, lengths)
+        E = layout.gather_emissions(em, graph.labels)
+        delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
+        last = delta[:, -1] + graph.final.detach().to(E.dtype)  # frozen after each length
+        if layout.packed:
+            owner = layout.owner
+            scores = torch.full((B,), -math.inf, dtype=E.dtype, device=E.device)
+            scores.scatter_reduce_(0, owner, last[0], reduce="amax", include_self=True)
+        else:
+            scores = last.max(dim=1).values
+        src = graph.src.tolist()
+        new_token = graph.new_token.tolist()
+        labels_all = graph.labels.tolist()
+        bp_cpu, last_cpu = bp.cpu(), last.cpu()
+        states, aligns, toks = [], [], []
+        for b in range(B):
+            n = int(lengths[b])
+            if not math.isfinite(float(scores[b])):
+                states.append(torch.empty(0, dtype=torch.int64))
+                aligns.append(torch.empty(0, dtype=torch.int64))
+                toks.append([])
+                continue
+            if layout.packed:
+                lo, hi = int(graph.batch_offsets[b]), int(graph.batch_offsets[b + 1])
+                row, s = 0, lo + int(last_cpu[0, lo:hi].argmax())
+            else:
+                row, s = b, int(last_cpu[b].argmax())
+            path, arcs = [s], []
+            for t in range(n - 1, 0, -1):
+                a = int(bp_cpu[row, t, s])
+                arcs.append(a)
+                s = src[a]
+                path.append(s)
+            path.reverse()
+            arcs.reverse()
+            seq = []
+            for t, s in enumerate(path):
+                lab = labels_all[s]
+                if lab == graph.blank:
+                    continue
+                if t == 0 or new_token[arcs[t - 1]] or labels_all[path[t - 1]] == graph.blank:
+                    seq.append(lab)
+            st = torch.tensor(path, dtype=torch.int64)
+            states.append(st)
+            aligns.append(graph.labels.cpu()[st])
+            toks.append(seq)
+    return ViterbiResult(scores.to(emissions.dtype), states, aligns, toks)

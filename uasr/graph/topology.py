@@ -1,0 +1,184 @@
+"""Topologies: how label sequences from an :class:`Acceptor` are spread over frames.
+
+``compose(acceptor, topology)`` builds the product LM x topology directly as a state-emitting
+:class:`Graph`. Product states are pairs ``(q, c)``: acceptor state ``q`` reached by emitting
+label ``c`` (plus ``(q, blank)`` / ``(q, silence)`` states where the topology has them).
+
+- :func:`one_to_one`: one label per observation (segment-level tokens, cipher, simulation).
+- :func:`loop`: each frame either enters a new label (LM weight, history advances) or stays in
+  the current one (loop weight). Optional silence outside the LM history; optional ban on an
+  immediate repeat at LM level (a repeat is otherwise indistinguishable from staying).
+- :func:`ctc`: CTC with blank (repeats need a blank in between), as in ``F.ctc_loss``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+from uasr.graph.acceptor import Acceptor, linear_acceptor, ngram_acceptor
+from uasr.graph.graph import Graph
+from uasr.lm.arpa import NgramLM
+
+NEG_INF = -math.inf
+
+
+@dataclass(frozen=True)
+class Topology:
+    kind: str  # "one_to_one" | "loop" | "ctc"
+    stay_prob: float = 0.0
+    silence: Optional[int] = None
+    silence_prob: float = 0.0
+    forbid_repeat: bool = False
+    blank: int = 0
+
+
+def one_to_one() -> Topology:
+    """Exactly one label per frame/observation."""
+    return Topology("one_to_one")
+
+
+def loop(stay_prob: float = 0.5, *, silence: Optional[int] = None, silence_prob: float = 0.1,
+         forbid_repeat: bool = False) -> Topology:
+    """Stay in the current label with ``stay_prob``, else enter the next one (LM weight).
+
+    Args:
+        stay_prob: self-loop probability of every label state (0 < stay_prob < 1).
+        silence: label id of an optional silence that may follow any label (and open the
+            utterance) without entering the LM history; None for no silence.
+        silence_prob: probability of inserting a silence when leaving a label.
+        forbid_repeat: drop LM arcs that repeat the current label (k2/RWTH "no consecutive").
+    """
+    if not 0.0 < stay_prob < 1.0:
+        raise ValueError(f"loop: stay_prob must be in (0, 1), got {stay_prob}")
+    if silence is not None and not 0.0 < silence_prob < 1.0:
+        raise ValueError(f"loop: silence_prob must be in (0, 1), got {silence_prob}")
+    return Topology("loop", stay_prob=stay_prob, silence=silence, silence_prob=silence_prob,
+                    forbid_repeat=forbid_repeat)
+
+
+def ctc(blank: int = 0) -> Topology:
+    """CTC topology; ``blank`` must not be a label of the acceptor."""
+    return Topology("ctc", blank=blank)
+
+
+def _log(p: float) -> float:
+    return math.log(p) if p > 0 else NEG_INF
+
+
+def compose(acc: Acceptor, topo: Topology) -> Graph:
+    """The product acceptor x topology as a state-emitting :class:`Graph`."""
+    A_src, A_dst = acc.src.tolist(), acc.dst.tolist()
+    A_lab, A_w = acc.label.tolist(), acc.weights.detach().tolist()
+    A_fin = acc.final.detach().tolist()
+    if topo.kind == "ctc" and topo.blank in A_lab:
+        raise ValueError(f"ctc: label {topo.blank} is the blank and cannot be an acceptor label")
+    if topo.kind == "loop" and topo.silence is not None and topo.silence in A_lab:
+        raise ValueError(f"loop: silence label {topo.silence} must not be an LM label")
+
+    out_arcs: dict[int, list[int]] = {}
+    for i, q in enumerate(A_src):
+        out_arcs.setdefault(q, []).append(i)
+
+    states: dict[tuple[int, int], int] = {}
+    labels: list[int] = []
+    init: list[float] = []
+    final: list[float] = []
+
+    def state(q: int, c: int) -> int:
+        s = states.get((q, c))
+        if s is None:
+            s = states[(q, c)] = len(labels)
+            labels.append(c)
+            init.append(NEG_INF)
+            final.append(A_fin[q])
+        return s
+
+    src: list[int] = []
+    dst: list[int] = []
+    w: list[float] = []
+    new_tok: list[bool] = []
+
+    def arc(a: int, b: int, weight: float, new: bool) -> None:
+        if weight > NEG_INF:
+            src.append(a)
+            dst.append(b)
+            w.append(weight)
+            new_tok.append(new)
+
+    def set_init(s: int, weight: float) -> None:
+        init[s] = float(torch.logaddexp(torch.tensor(init[s]), torch.tensor(weight)))
+
+    kind = topo.kind
+    stay = _log(topo.stay_prob) if kind == "loop" else NEG_INF
+    move = _log(1.0 - topo.stay_prob) if kind == "loop" else 0.0
+    sil = topo.silence if kind == "loop" else None
+    to_sil = _log(topo.silence_prob) if sil is not None else NEG_INF
+    no_sil = _log(1.0 - topo.silence_prob) if sil is not None else 0.0
+    blank = topo.blank if kind == "ctc" else None
+
+    # Breadth-first over reachable product states, starting from the acceptor's start state.
+    start = acc.start
+    pending: list[tuple[int, int]] = []
+    for i in out_arcs.get(start, []):
+        s = state(A_dst[i], A_lab[i])
+        set_init(s, A_w[i] + no_sil)
+        pending.append((A_dst[i], A_lab[i]))
+    if sil is not None:
+        set_init(state(start, sil), to_sil)
+        pending.append((start, sil))
+    if blank is not None:
+        set_init(state(start, blank), 0.0)
+        pending.append((start, blank))
+
+    seen = set()
+    while pending:
+        q, c = pending.pop()
+        if (q, c) in seen:
+            continue
+        seen.add((q, c))
+        s = states[(q, c)]
+        is_filler = c == sil or c == blank
+        # stay in the same label
+        if kind == "loop":
+            arc(s, s, stay, False)
+        elif kind == "ctc":
+            arc(s, s, 0.0, False)
+        # enter the next label through an acceptor arc
+        for i in out_arcs.get(q, []):
+            c2 = A_lab[i]
+            if not is_filler and c2 == c and (kind == "ctc" or topo.forbid_repeat):
+                continue
+            s2 = state(A_dst[i], c2)
+            extra = move + (0.0 if is_filler else no_sil)
+            arc(s, s2, A_w[i] + extra, True)
+            pending.append((A_dst[i], c2))
+        # optional filler after a label
+        if sil is not None and not is_filler:
+            arc(s, state(q, sil), move + to_sil, True)
+            pending.append((q, sil))
+        if blank is not None and not is_filler:
+            arc(s, state(q, blank), 0.0, True)
+            pending.append((q, blank))
+
+    return Graph(labels=torch.tensor(labels, dtype=torch.int64),
+                 src=torch.tensor(src, dtype=torch.int64), dst=torch.tensor(dst, dtype=torch.int64),
+                 weights=torch.tensor(w, dtype=torch.float32),
+                 init=torch.tensor(init, dtype=torch.float32),
+                 final=torch.tensor(final, dtype=torch.float32),
+                 new_token=torch.tensor(new_tok, dtype=torch.bool),
+                 blank=blank if blank is not None else sil)
+
+
+def linear_graph(labels: Sequence[int], topology: Topology) -> Graph:
+    """The graph of one transcript under ``topology`` (e.g. a supervised CTC graph)."""
+    return compose(linear_acceptor(labels), topology)
+
+
+def ngram_graph(lm: NgramLM, symbols, topology: Topology, *, expand: str = "full",
+                use_eos: bool = True) -> Graph:
+    """LM x topology for an :class:`~uasr.lm.arpa.NgramLM` (see :func:`ngram_acceptor`)."""
+    return compose(ngram_acceptor(lm, symbols, expand=expand, use_eos=use_eos), topology)

@@ -1,0 +1,181 @@
+"""Compiled transition operators for the probability-space forward-backward.
+
+With ``W[s', s] = exp(w(s' -> s) - wmax)`` (parallel arcs summed), one forward frame is
+``u = a @ W`` and one backward frame is ``W @ v``. Two layouts:
+
+- :class:`DenseTransitions`: ``W`` as an ``S x S`` matrix (small graphs: phone bigram x loop/ctc).
+- :class:`BlockTransitions`: states whose in-arcs come from the same source set form a dense
+  bipartite block; self-loops become a diagonal. A fully expanded n-gram LM x loop is exactly
+  ``C^(n-2)`` blocks of ``C x C`` (history ``(a, r)`` -> ``(r, c)``), so one frame is one
+  batched matmul instead of a gather/scatter over every arc.
+
+Both also return per-arc expected counts for gradients w.r.t. the graph's arc weights.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from uasr.graph.graph import Graph
+
+Tensor = torch.Tensor
+
+
+def _max_finite(x: Tensor) -> Tensor:
+    """Largest finite entry (0 when there is none): a safe shift before ``exp``."""
+    fin = x[torch.isfinite(x)]
+    return fin.max() if fin.numel() else x.new_zeros(())
+
+
+class DenseTransitions:
+    name = "dense"
+
+    def __init__(self, graph: Graph, weights: Tensor, dtype: torch.dtype):
+        S = graph.num_states
+        self.src, self.dst = graph.src, graph.dst
+        w = weights.to(dtype)
+        self.wmax = _max_finite(w)
+        self.arc_w = torch.exp(w - self.wmax)  # per-arc share, for arc gradients
+        W = torch.zeros(S * S, dtype=dtype, device=w.device)
+        W.index_add_(0, self.src * S + self.dst, self.arc_w)
+        self.W = W.view(S, S)
+
+    def fwd(self, a: Tensor) -> Tensor:
+        return a @ self.W
+
+    def bwd(self, v: Tensor) -> Tensor:
+        return v @ self.W.T
+
+    def arc_counts(self, X: Tensor, Y: Tensor) -> Tensor:
+        """``sum_n X[n, src] * W_arc * Y[n, dst]`` for every arc."""
+        G = X.T @ Y
+        return G[self.src, self.dst] * self.arc_w
+
+
+class BlockLayout:
+    """The weight-independent part of :class:`BlockTransitions` (cached per graph)."""
+
+    def __init__(self, graph: Graph):
+        S = graph.num_states
+        src, dst = graph.src.tolist(), graph.dst.tolist()
+        in_sets: dict[int, set] = defaultdict(set)
+        for a, b in zip(src, dst):
+            if a != b:
+                in_sets[b].add(a)
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for b, s in in_sets.items():
+            groups[tuple(sorted(s))].append(b)
+        keys = list(groups)
+        K = len(keys)
+        I = max((len(k) for k in keys), default=1)
+        O = max((len(groups[k]) for k in keys), default=1)
+        src_idx = torch.full((max(K, 1), I), S, dtype=torch.int64)
+        dst_idx = torch.full((max(K, 1), O), S, dtype=torch.int64)
+        pos_in: dict[tuple[int, int], int] = {}  # (block, src state) -> row in block
+        pos_out: dict[int, tuple[int, int]] = {}  # dst state -> (block, column)
+        for k, key in enumerate(keys):
+            for i, s in enumerate(key):
+                src_idx[k, i] = s
+                pos_in[(k, s)] = i
+            for o, d in enumerate(groups[key]):
+                dst_idx[k, o] = d
+                pos_out[d] = (k, o)
+        # flat position of every arc in the [K, I, O] block tensor, or -1 for self-loops
+        flat = []
+        for a, b in zip(src, dst):
+            if a == b:
+                flat.append(-1)
+            else:
+                k, o = pos_out[b]
+                flat.append((k * I + pos_in[(k, a)]) * O + o)
+        self.K, self.I, self.O, self.S = max(K, 1), I, O, S
+        self.src_idx, self.dst_idx = src_idx, dst_idx
+        self.flat = torch.tensor(flat, dtype=torch.int64)
+        self.padded = self.K * I * O
+
+    def to(self, device: torch.device) -> "BlockLayout":
+        for name in ("src_idx", "dst_idx", "flat"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+
+class BlockTransitions:
+    name = "block"
+
+    def __init__(self, graph: Graph, weights: Tensor, dtype: torch.dtype, layout: BlockLayout):
+        self.L = L = layout
+        w = weights.to(dtype)
+        self.wmax = _max_finite(w)
+        self.arc_w = torch.exp(w - self.wmax)
+        is_loop = L.flat < 0
+        self.loop = torch.zeros(L.S, dtype=dtype, device=w.device)
+        self.loop.index_add_(0, graph.src[is_loop], self.arc_w[is_loop])
+        Wb = torch.zeros(L.K * L.I * L.O, dtype=dtype, device=w.device)
+        Wb.index_add_(0, L.flat[~is_loop], self.arc_w[~is_loop])
+        self.Wb = Wb.view(L.K, L.I, L.O)
+        self.is_loop = is_loop
+        self.src, self.dst = graph.src, graph.dst
+
+    def _pad(self, a: Tensor) -> Tensor:
+        return torch.cat([a, a.new_zeros(a.shape[0], 1)], dim=1)
+
+    def fwd(self, a: Tensor) -> Tensor:
+        L = self.L
+        B = a.shape[0]
+        x = self._pad(a)[:, L.src_idx]  # [B, K, I]
+        y = torch.bmm(x.transpose(0, 1), self.Wb)  # [K, B, O]
+        u = a.new_zeros(B, L.S + 1)
+        u.index_copy_(1, L.dst_idx.reshape(-1), y.transpose(0, 1).reshape(B, -1))
+        return u[:, :L.S] + a * self.loop
+
+    def bwd(self, v: Tensor) -> Tensor:
+        L = self.L
+        B = v.shape[0]
+        y = self._pad(v)[:, L.dst_idx]  # [B, K, O]
+        x = torch.bmm(y.transpose(0, 1), self.Wb.transpose(1, 2))  # [K, B, I]
+        out = v.new_zeros(B, L.S + 1)
+        out.index_add_(1, L.src_idx.reshape(-1), x.transpose(0, 1).reshape(B, -1))
+        return out[:, :L.S] + v * self.loop
+
+    def arc_counts(self, X: Tensor, Y: Tensor) -> Tensor:
+        L = self.L
+        xb = self._pad(X)[:, L.src_idx]  # [N, K, I]
+        yb = self._pad(Y)[:, L.dst_idx]  # [N, K, O]
+        G = torch.bmm(xb.permute(1, 2, 0), yb.transpose(0, 1)).reshape(-1)  # [K*I*O]
+        out = torch.empty_like(self.arc_w)
+        out[~self.is_loop] = G[L.flat[~self.is_loop]]
+        lp = self.src[self.is_loop]
+        out[self.is_loop] = (X[:, lp] * Y[:, lp]).sum(0)
+        return out * self.arc_w
+
+
+def block_layout(graph: Graph) -> BlockLayout:
+    key = ("block_layout", graph.device)
+    if key not in graph._cache:
+        graph._cache[key] = BlockLayout(graph.to("cpu")).to(graph.device)
+    return graph._cache[key]
+
+
+def choose_backend(graph: Graph) -> str:
+    """``dense`` for small graphs, ``block`` when the block layout wastes little, else ``sparse``."""
+    if graph.is_batch:
+        return "sparse"
+    S = graph.num_states
+    if S <= 512:
+        return "dense"
+    key = ("backend_choice",)
+    if key not in graph._cache:
+        L = block_layout(graph)
+        graph._cache[key] = "block" if L.padded <= 3 * max(graph.num_arcs, 1) else "sparse"
+    return graph._cache[key]
+
+
+def make_transitions(graph: Graph, backend: str, dtype: torch.dtype):
+    if backend == "dense":
+        return DenseTransitions(graph, graph.weights.detach(), dtype)
+    if backend == "block":
+        return BlockTransitions(graph, graph.weights.detach(), dtype, block_layout(graph))
+    raise ValueError(f"no probability-space transitions for backend {backend!r}")
+
