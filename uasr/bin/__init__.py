@@ -1,0 +1,1 @@
+"""Command-line entry points (icefall style: argparse, one module per command)."""
