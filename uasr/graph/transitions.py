@@ -61,12 +61,24 @@ class BlockLayout:
         S = graph.num_states
         src, dst = graph.src.tolist(), graph.dst.tolist()
         in_sets: dict[int, set] = defaultdict(set)
+        looped = set()
         for a, b in zip(src, dst):
             if a != b:
                 in_sets[b].add(a)
+            else:
+                looped.add(a)
+        key_of = {b: tuple(sorted(s)) for b, s in in_sets.items()}
+        # A self-loop usually stays on the diagonal, but if adding the state to its own
+        # source set gives another group's source set (an n-gram "repeat" arc (b,b)->(b,b)),
+        # it joins that block and the loop becomes an ordinary block entry.
+        existing = set(key_of.values())
+        for b in looped:
+            with_self = tuple(sorted(in_sets.get(b, set()) | {b}))
+            if with_self in existing and with_self != key_of.get(b):
+                key_of[b] = with_self
         groups: dict[tuple, list[int]] = defaultdict(list)
-        for b, s in in_sets.items():
-            groups[tuple(sorted(s))].append(b)
+        for b, key in key_of.items():
+            groups[key].append(b)
         keys = list(groups)
         K = len(keys)
         I = max((len(k) for k in keys), default=1)
@@ -85,10 +97,10 @@ class BlockLayout:
         # flat position of every arc in the [K, I, O] block tensor, or -1 for self-loops
         flat = []
         for a, b in zip(src, dst):
-            if a == b:
-                flat.append(-1)
+            k, o = pos_out.get(b, (-1, -1))
+            if k < 0 or (k, a) not in pos_in:
+                flat.append(-1)  # diagonal (self-loop outside every block)
             else:
-                k, o = pos_out[b]
                 flat.append((k * I + pos_in[(k, a)]) * O + o)
         self.K, self.I, self.O, self.S = max(K, 1), I, O, S
         self.src_idx, self.dst_idx = src_idx, dst_idx

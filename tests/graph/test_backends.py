@@ -1,0 +1,104 @@
+"""Backends agree on LM-prior graphs; padding is ignored; underflow falls back exactly."""
+
+import math
+
+import pytest
+import torch
+
+from uasr.graph import Graph, ctc, linear_graph, loop, one_to_one, total_score
+from uasr.graph.transitions import BlockLayout, choose_backend
+
+import sys, pathlib  # noqa: E401  (benchmarks/ is not a package on sys.path by default)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from benchmarks.graphs import ngram_loop_graph  # noqa: E402
+
+
+def _inputs(B, T, V, seed, device, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    em = torch.randn(B, T, V, generator=g, dtype=dtype).log_softmax(-1).to(device)
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    lengths[0] = T
+    return em, lengths.to(device)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_dense_block_sparse_agree_on_ngram_loop(order, device):
+    graph = ngram_loop_graph(order, num_phones=6).to(device)
+    em, lengths = _inputs(4, 30, 7, seed=order, device=device)
+    em.requires_grad_(True)
+    results = {}
+    for backend in ("dense", "block", "sparse"):
+        tot = total_score(em, lengths, graph, backend=backend)
+        (grad,) = torch.autograd.grad(tot.sum(), em)
+        results[backend] = (tot, grad)
+    ref_tot, ref_grad = results["sparse"]
+    for backend in ("dense", "block"):
+        tot, grad = results[backend]
+        assert torch.allclose(tot, ref_tot, rtol=1e-5), backend
+        assert torch.allclose(grad, ref_grad, atol=1e-5), backend
+
+
+def test_block_layout_of_trigram_is_exact_blocks():
+    """Fully expanded trigram x loop: C blocks of C x C, no padding, self-loops diagonal."""
+    C = 5
+    L = BlockLayout(ngram_loop_graph(3, num_phones=C))
+    assert (L.K, L.I, L.O) == (C, C, C)
+    assert L.padded == C ** 3
+
+
+def test_auto_backend_choice():
+    assert choose_backend(ngram_loop_graph(2, num_phones=10)) == "dense"
+    assert choose_backend(ngram_loop_graph(3, num_phones=30)) == "block"
+    assert choose_backend(Graph.batch([linear_graph([1, 2], ctc())] * 2)) == "sparse"
+
+
+@pytest.mark.parametrize("backend", ["dense", "block", "sparse"])
+def test_padding_frames_change_nothing(backend, device):
+    graph = ngram_loop_graph(2, num_phones=4).to(device)
+    em, _ = _inputs(3, 8, 5, seed=1, device=device)
+    lengths = torch.tensor([8, 5, 2], device=device)
+    padded = em.clone()
+    for b, n in enumerate(lengths.tolist()):
+        padded[b, n:] = float("nan")  # garbage in the padding must not leak
+    padded.requires_grad_(True)
+    tot = total_score(padded, lengths, graph, backend=backend)
+    (grad,) = torch.autograd.grad(tot.sum(), padded)
+    ref = torch.stack([total_score(em[b:b + 1, :n], lengths[b:b + 1].clamp(max=n), graph,
+                                   backend=backend)[0]
+                       for b, n in enumerate(lengths.tolist())])
+    assert torch.allclose(tot, ref, rtol=1e-5)
+    assert not torch.isnan(grad).any()
+    for b, n in enumerate(lengths.tolist()):
+        assert bool((grad[b, n:] == 0).all())
+
+
+@pytest.mark.parametrize("backend", ["dense", "block"])
+def test_underflow_falls_back_to_log_space(backend, device):
+    """Emissions 200 nats apart underflow float32 probabilities; the result stays exact."""
+    graph = linear_graph([1, 2, 1], one_to_one()).to(device)
+    em = torch.zeros(2, 3, 3, device=device)
+    em[:, :, 0] = 200.0  # the best label is never on the graph
+    em[1, 1, 2] = -300.0
+    em.requires_grad_(True)
+    tot = total_score(em, torch.tensor([3, 3], device=device), graph, backend=backend)
+    assert torch.allclose(tot, torch.tensor([0.0, -300.0], device=device))
+    (grad,) = torch.autograd.grad(tot.sum(), em)
+    assert torch.allclose(grad.sum((1, 2)), torch.tensor([3.0, 3.0], device=device))
+
+
+def test_float64_option_matches_float32(device):
+    graph = ngram_loop_graph(2, num_phones=5).to(device)
+    em, lengths = _inputs(3, 50, 6, seed=2, device=device)
+    a = total_score(em, lengths, graph)
+    b = total_score(em, lengths, graph, dtype=torch.float64)
+    assert b.dtype == torch.float32
+    assert torch.allclose(a, b, rtol=1e-5)
+
+
+def test_loop_topology_long_utterance_is_finite(device):
+    graph = ngram_loop_graph(2, num_phones=8).to(device)
+    em, _ = _inputs(2, 2000, 9, seed=3, device=device)
+    tot = total_score(em, torch.tensor([2000, 1500], device=device), graph)
+    assert torch.isfinite(tot).all()
+    assert math.isclose(float(tot[0]), float(total_score(em[:1], torch.tensor([2000], device=device),
+                                                         graph, backend="sparse")[0]), rel_tol=1e-5)
