@@ -1,0 +1,1 @@
+"""Corpus builders, features, segments and units (lhotse manifests everywhere)."""
