@@ -64,10 +64,9 @@ class NgramLM:
             h = h[1:]
 
 
-def _open(path: str | os.PathLike, mode: str):
-    path = str(path)
-    return gzip.open(path, mode + "t", encoding="utf-8") if path.endswith(".gz") \
-        else open(path, mode, encoding="utf-8")
+def _open(path: str | os.PathLike, mode: str, gz: bool | None = None):
+    gz = str(path).endswith(".gz") if gz is None else gz
+    return gzip.open(path, mode + "t", encoding="utf-8") if gz else open(path, mode, encoding="utf-8")
 
 
 def read_arpa(path: str | os.PathLike) -> NgramLM:
@@ -140,7 +139,7 @@ def write_arpa(lm: NgramLM, path: str | os.PathLike) -> None:
     """Write ``lm`` as ARPA (``.gz`` compresses). Written atomically (temp file + rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with _open(tmp, "w") as f:
+    with _open(tmp, "w", gz=path.suffix == ".gz") as f:
         f.write("\\data\\\n")
         for k in range(1, lm.order + 1):
             f.write(f"ngram {k}={len(lm.probs[k])}\n")
