@@ -120,11 +120,28 @@ def test_one_to_one_total_is_lm_probability(arpa_file, expand):
     assert math.isclose(got, _sentence_logprob(lm, "aba"), rel_tol=1e-6)
 
 
-def test_minimal_expansion_is_smaller(arpa_file):
-    lm = read_arpa(arpa_file)
-    full = ngram_graph(lm, {"a": 0, "b": 1}, one_to_one(), expand="full")
-    small = ngram_graph(lm, {"a": 0, "b": 1}, one_to_one(), expand="minimal")
-    assert small.num_states < full.num_states
+def test_minimal_expansion_keeps_only_stored_histories():
+    """A trigram over 6 tokens storing few bigrams: full has 1 + 6 + 36 histories."""
+    toks = list("abcdef")
+    lm = NgramLM(order=3)
+    lm.probs[1] = {(t,): -0.8 for t in toks + ["</s>"]}
+    lm.probs[1][("<s>",)] = -99.0
+    lm.probs[2] = {("<s>", "a"): -0.3, ("a", "b"): -0.2}
+    lm.probs[3] = {("<s>", "a", "b"): -0.1}
+    lm.backoffs[1] = {(t,): -0.1 for t in toks}
+    lm.backoffs[2] = {("<s>", "a"): -0.05}
+    symbols = {t: i for i, t in enumerate(toks)}
+    from uasr.graph import ngram_acceptor
+    full = ngram_acceptor(lm, symbols, expand="full")
+    small = ngram_acceptor(lm, symbols, expand="minimal")
+    assert full.num_states == 1 + 6 + 36
+    assert small.num_states == 1 + 2 + 6  # <s>; "<s> a", "a b"; the unigram histories
+    g_full = ngram_graph(lm, symbols, one_to_one(), expand="full")
+    g_small = ngram_graph(lm, symbols, one_to_one(), expand="minimal")
+    em = torch.randn(3, 4, 6, dtype=torch.float64)
+    lengths = torch.tensor([4, 2, 1])
+    assert torch.allclose(total_score(em, lengths, g_full), total_score(em, lengths, g_small),
+                          rtol=1e-6)
 
 
 def test_loop_topology_weights_hand_checked(arpa_file):
