@@ -1,11 +1,585 @@
-"""Fused CUDA kernels (Triton) for the forward-backward; see DESIGN.md §3."""
+"""Fused forward-backward kernels (Triton) for a shared graph on CUDA; see DESIGN.md §3.
+
+The math is that of :func:`uasr.graph.forward_backward.scaled_forward` /
+:func:`scaled_backward` (probability space, per-frame shift of the emissions, per-frame max
+normaliser), but each pass over all ``T`` frames is ONE kernel launch with one program
+(CTA) per utterance that loops over the frames inside: the torch version is launch-bound.
+
+Two kernel families:
+
+- *dense* (``S <= 256``): ``W`` lives in registers for the whole launch; the state vector
+  moves between frames through a register layout conversion (no global round trip).
+- *block* (larger graphs whose arcs form dense bipartite blocks, e.g. a full trigram x loop):
+  per frame the program streams the blocks' weights from L2 (``KB`` blocks per step, so that
+  enough bytes are in flight), gathers its previous frame from global memory and writes the
+  new frame *unnormalised*; the normaliser ``c_t`` is a running max, so no second pass over
+  the states is needed. ``tl.debug_barrier()`` (``bar.sync``) after each frame makes the
+  CTA's own global writes visible to all its threads before the next frame gathers them.
+  The backward runs the same kernel shape on the *reversed* graph's block layout
+  (``W^T``), so every state is written exactly once per frame: no atomics.
+
+Frames ``t >= length`` are skipped entirely (the per-utterance loop bound is its length).
+Arc-weight gradients are one torch contraction over all frames after the kernel.
+Only float32 is supported (``triton_supports`` says False for anything else).
+"""
 
 from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
 from uasr.graph.graph import Graph
+from uasr.graph.transitions import (BlockTransitions, DenseTransitions, _max_finite,
+                                    block_layout)
+
+try:  # triton is optional: without it the torch backends are used
+    import triton
+    import triton.language as tl
+    HAVE_TRITON = True
+except Exception:  # pragma: no cover - depends on the environment
+    triton = None
+    tl = None
+    HAVE_TRITON = False
+
+Tensor = torch.Tensor
+DENSE_MAX_STATES = 256  # W in registers up to 256 x 256 (16 warps)
+BLOCK_MAX_IN = 128  # widest block input set the block kernel's tile takes
+BLOCK_OUT = 64  # blocks with more outputs are split into sub-blocks of this many
+K_ALIGN = 8  # block count padded to a multiple of the largest KB candidate
 
 
-def triton_supports(graph: Graph, emissions: torch.Tensor) -> bool:
-    return False
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _next_pow2(n: int, lo: int = 16) -> int:
+    return max(lo, 1 << max(0, int(n) - 1).bit_length())
+
+
+# ============================================================================ kernels
+if HAVE_TRITON:
+
+    @triton.jit
+    def _dense_fwd_kernel(em_ptr, sh_ptr, lab_ptr, wt_ptr, init_ptr, fin_ptr, len_ptr,
+                          a_ptr, c_ptr, out_ptr, T, V, S, BS: tl.constexpr):
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        r = tl.arange(0, BS)
+        k = tl.arange(0, BS)
+        rm = r < S
+        # wt[s, s'] = W[s', s]: reducing along axis 1 keeps the sum inside a warp.
+        wt = tl.load(wt_ptr + r[:, None] * S + k[None, :], mask=rm[:, None] & (k < S)[None, :],
+                     other=0.0)
+        lab = tl.load(lab_ptr + r, mask=rm, other=0)
+        em_b = em_ptr + b * T * V
+        sh_b = sh_ptr + b * T
+        a_b = a_ptr + b * T * S
+        c_b = c_ptr + b * T
+        sh = tl.load(sh_b)
+        e = tl.load(em_b + lab, mask=rm, other=float("-inf"))
+        u = tl.load(init_ptr + r, mask=rm, other=0.0) * tl.exp(e - sh)
+        c = tl.max(u, axis=0)
+        c = tl.where(c > 0, c, 1.0)
+        a = u / c
+        tl.store(a_b + r, a, mask=rm)
+        tl.store(c_b, c)
+        logsum = sh + tl.log(c)
+        for t in range(1, L):
+            # emissions of frame t do not depend on the recursion: issue them first
+            sh = tl.load(sh_b + t)
+            e = tl.load(em_b + t * V + lab, mask=rm, other=float("-inf"))
+            y = tl.sum(wt * a[None, :], axis=1)
+            u = y * tl.exp(e - sh)
+            c = tl.max(u, axis=0)
+            c = tl.where(c > 0, c, 1.0)
+            a = u / c
+            tl.store(a_b + t * S + r, a, mask=rm)
+            tl.store(c_b + t, c)
+            logsum += sh + tl.log(c)
+        fin = tl.sum(a * tl.load(fin_ptr + r, mask=rm, other=0.0), axis=0)
+        tl.store(out_ptr + 2 * b, logsum)
+        tl.store(out_ptr + 2 * b + 1, fin)
+
+    @triton.jit
+    def _dense_bwd_kernel(em_ptr, sh_ptr, lab_ptr, w_ptr, fin_ptr, len_ptr, a_ptr, c_ptr, g_ptr,
+                          gam_ptr, y_ptr, T, V, S, BS: tl.constexpr, NEED_Y: tl.constexpr):
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        g = tl.load(g_ptr + b)
+        r = tl.arange(0, BS)
+        k = tl.arange(0, BS)
+        rm = r < S
+        w = tl.load(w_ptr + r[:, None] * S + k[None, :], mask=rm[:, None] & (k < S)[None, :],
+                    other=0.0)  # w[s', s] = W[s', s]
+        lab = tl.load(lab_ptr + r, mask=rm, other=0)
+        em_b = em_ptr + b * T * V
+        sh_b = sh_ptr + b * T
+        a_b = a_ptr + b * T * S
+        c_b = c_ptr + b * T
+        beta = tl.load(fin_ptr + r, mask=rm, other=0.0)
+        for i in range(0, L):
+            t = L - 1 - i
+            a = tl.load(a_b + t * S + r, mask=rm, other=0.0)
+            sh = tl.load(sh_b + t)
+            e = tl.load(em_b + t * V + lab, mask=rm, other=float("-inf"))
+            ab = a * beta
+            D = tl.sum(ab, axis=0)
+            D = tl.where(D > 0, D, 1.0)
+            tl.store(gam_ptr + (b * T + t) * S + r, ab * (g / D), mask=rm)
+            v = tl.exp(e - sh) * beta
+            if NEED_Y:
+                ct = tl.load(c_b + t)
+                tl.store(y_ptr + (b * T + t) * S + r, v * (g / (ct * D)), mask=rm)
+            nb = tl.sum(w * v[None, :], axis=1)
+            d = tl.max(nb, axis=0)
+            d = tl.where(d > 0, d, 1.0)
+            beta = nb / d
+
+    @triton.jit
+    def _block_fwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, init_ptr,
+                          fin_ptr, len_ptr, u_ptr, c_ptr, out_ptr, T, V, S, KP,
+                          I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
+                          KB: tl.constexpr, BSS: tl.constexpr):
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        NG = KP // KB  # KP is a multiple of every KB candidate
+        em_b = em_ptr + b * T * V
+        sh_b = sh_ptr + b * T
+        u_b = u_ptr + b * T * S
+        c_b = c_ptr + b * T
+        ss = tl.arange(0, BSS)
+        # ---- frame 0: u = init * P_0 (a plain pass over the states)
+        sh = tl.load(sh_b)
+        mxv = tl.zeros([BSS], dtype=tl.float32)
+        for s0 in range(0, S, BSS):
+            s = s0 + ss
+            m = s < S
+            lab = tl.load(lab_ptr + s, mask=m, other=0)
+            e = tl.load(em_b + lab, mask=m, other=float("-inf"))
+            u = tl.load(init_ptr + s, mask=m, other=0.0) * tl.exp(e - sh)
+            tl.store(u_b + s, u, mask=m)
+            mxv = tl.maximum(mxv, u)
+        c = tl.max(mxv, axis=0)
+        c = tl.where(c > 0, c, 1.0)
+        tl.store(c_b, c)
+        logsum = sh + tl.log(c)
+        tl.debug_barrier()
+        kk = tl.arange(0, KB)
+        oo = tl.arange(0, BO)
+        ii = tl.arange(0, BI)
+        im = ii < I
+        om = oo < O
+        for t in range(1, L):
+            sh = tl.load(sh_b + t)
+            inv = 1.0 / c
+            prev = u_b + (t - 1) * S
+            cur = u_b + t * S
+            em_t = em_b + t * V
+            mx2 = tl.zeros([KB, BO], dtype=tl.float32)
+            for grp in range(0, NG):
+                kb = grp * KB + kk
+                src = tl.load(src_ptr + kb[:, None] * I + ii[None, :], mask=im[None, :], other=S)
+                dst = tl.load(dst_ptr + kb[:, None] * O + oo[None, :], mask=om[None, :], other=S)
+                dm = dst < S
+                w = tl.load(wt_ptr + (kb[:, None, None] * O + oo[None, :, None]) * I
+                            + ii[None, None, :],
+                            mask=dm[:, :, None] & im[None, None, :], other=0.0)
+                x = tl.load(prev + src, mask=src < S, other=0.0)
+                xl = tl.load(prev + dst, mask=dm, other=0.0)
+                lp = tl.load(loop_ptr + dst, mask=dm, other=0.0)
+                lab = tl.load(lab_ptr + dst, mask=dm, other=0)
+                e = tl.load(em_t + lab, mask=dm, other=float("-inf"))
+                y = tl.sum(w * x[:, None, :], axis=2) + xl * lp
+                u = y * inv * tl.exp(e - sh)
+                tl.store(cur + dst, u, mask=dm)
+                mx2 = tl.maximum(mx2, u)
+            c = tl.max(tl.max(mx2, axis=1), axis=0)
+            c = tl.where(c > 0, c, 1.0)
+            tl.store(c_b + t, c)
+            logsum += sh + tl.log(c)
+            tl.debug_barrier()  # frame t's stores must be visible before frame t+1 gathers
+        last = u_b + (L - 1) * S
+        acc = tl.zeros([BSS], dtype=tl.float32)
+        for s0 in range(0, S, BSS):
+            s = s0 + ss
+            m = s < S
+            acc += tl.load(last + s, mask=m, other=0.0) * tl.load(fin_ptr + s, mask=m, other=0.0)
+        tl.store(out_ptr + 2 * b, logsum)
+        tl.store(out_ptr + 2 * b + 1, tl.sum(acc, axis=0) / c)
+
+    @triton.jit
+    def _block_bwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, fin_ptr,
+                          len_ptr, u_ptr, c_ptr, v_ptr, gr_ptr, sab_ptr, T, V, S, KP,
+                          I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
+                          KB: tl.constexpr, BSS: tl.constexpr):
+        # src/dst/wt describe the REVERSED graph: outputs are the original sources.
+        # Per frame t (valid): V[t] = P_t * beta_t * d_t, G[t] = A_t * beta_t * d_t,
+        # sab[t] = sum_s G[t, s]; d_t (= max of the unnormalised beta) cancels later.
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        NG = KP // KB  # KP is a multiple of every KB candidate
+        em_b = em_ptr + b * T * V
+        sh_b = sh_ptr + b * T
+        u_b = u_ptr + b * T * S
+        c_b = c_ptr + b * T
+        v_b = v_ptr + b * T * S
+        g_b = gr_ptr + b * T * S
+        ss = tl.arange(0, BSS)
+        # ---- frame L-1: beta = final
+        t = L - 1
+        sh = tl.load(sh_b + t)
+        inv_c = 1.0 / tl.load(c_b + t)
+        accv = tl.zeros([BSS], dtype=tl.float32)
+        for s0 in range(0, S, BSS):
+            s = s0 + ss
+            m = s < S
+            f = tl.load(fin_ptr + s, mask=m, other=0.0)
+            lab = tl.load(lab_ptr + s, mask=m, other=0)
+            e = tl.load(em_b + t * V + lab, mask=m, other=float("-inf"))
+            tl.store(v_b + t * S + s, f * tl.exp(e - sh), mask=m)
+            gv = f * tl.load(u_b + t * S + s, mask=m, other=0.0) * inv_c
+            tl.store(g_b + t * S + s, gv, mask=m)
+            accv += gv
+        tl.store(sab_ptr + b * T + t, tl.sum(accv, axis=0))
+        d = tl.load(c_b + t) * 0.0 + 1.0  # d_{L-1} = 1 as an fp32 scalar (loop-carried)
+        tl.debug_barrier()
+        kk = tl.arange(0, KB)
+        oo = tl.arange(0, BO)
+        ii = tl.arange(0, BI)
+        im = ii < I
+        om = oo < O
+        for j in range(1, L):
+            t = L - j  # consume frame t, produce frame t - 1
+            tp = t - 1
+            sh = tl.load(sh_b + tp)
+            inv_c = 1.0 / tl.load(c_b + tp)
+            inv = 1.0 / d
+            vin = v_b + t * S
+            em_t = em_b + tp * V
+            mx2 = tl.zeros([KB, BO], dtype=tl.float32)
+            acc2 = tl.zeros([KB, BO], dtype=tl.float32)
+            for grp in range(0, NG):
+                kb = grp * KB + kk
+                src = tl.load(src_ptr + kb[:, None] * I + ii[None, :], mask=im[None, :], other=S)
+                dst = tl.load(dst_ptr + kb[:, None] * O + oo[None, :], mask=om[None, :], other=S)
+                dm = dst < S
+                w = tl.load(wt_ptr + (kb[:, None, None] * O + oo[None, :, None]) * I
+                            + ii[None, None, :],
+                            mask=dm[:, :, None] & im[None, None, :], other=0.0)
+                x = tl.load(vin + src, mask=src < S, other=0.0)
+                xl = tl.load(vin + dst, mask=dm, other=0.0)
+                lp = tl.load(loop_ptr + dst, mask=dm, other=0.0)
+                lab = tl.load(lab_ptr + dst, mask=dm, other=0)
+                e = tl.load(em_t + lab, mask=dm, other=float("-inf"))
+                a = tl.load(u_b + tp * S + dst, mask=dm, other=0.0)
+                nb = (tl.sum(w * x[:, None, :], axis=2) + xl * lp) * inv
+                tl.store(v_b + tp * S + dst, nb * tl.exp(e - sh), mask=dm)
+                gv = nb * a * inv_c
+                tl.store(g_b + tp * S + dst, gv, mask=dm)
+                mx2 = tl.maximum(mx2, nb)
+                acc2 += gv
+            d = tl.max(tl.max(mx2, axis=1), axis=0)
+            d = tl.where(d > 0, d, 1.0)
+            tl.store(sab_ptr + b * T + tp, tl.sum(tl.sum(acc2, axis=1), axis=0))
+            tl.debug_barrier()
+
+
+# ============================================================================ launch + tuning
+_BEST: dict = {}  # (kernel kind, shape key) -> chosen launch options; printed by the benchmark
+
+
+def _launch(kernel, grid: tuple, args: tuple, consts: dict, key: tuple, cands: list[dict]) -> None:
+    """Launch ``kernel``; on CUDA, the first call per ``key`` times every candidate config.
+
+    Candidates differ only in tile/warp options; every run overwrites all outputs it owns, so
+    re-running for timing is harmless. A config that fails to compile is skipped.
+    """
+    if _interpreting() or len(cands) == 1 or not args[0].is_cuda:
+        kernel[grid](*args, **consts, **cands[0])
+        return
+    best = _BEST.get(key)
+    if best is None:
+        times = []
+        for cfg in cands:
+            try:
+                kernel[grid](*args, **consts, **cfg)  # compile + warm up
+                torch.cuda.synchronize()
+                ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
+                ms = math.inf
+                for _ in range(3):
+                    ev[0].record()
+                    kernel[grid](*args, **consts, **cfg)
+                    ev[1].record()
+                    torch.cuda.synchronize()
+                    ms = min(ms, ev[0].elapsed_time(ev[1]))
+            except Exception:  # out of resources etc.: not a candidate
+                ms = math.inf
+            times.append(ms)
+        if not any(math.isfinite(x) for x in times):
+            raise RuntimeError(f"no launch config of {key[0]} compiled for {key[1:]}")
+        best = _BEST[key] = cands[min(range(len(cands)), key=times.__getitem__)]
+    kernel[grid](*args, **consts, **best)
+
+
+def _dense_cands(BS: int) -> list[dict]:
+    # W needs BS*BS/(32*num_warps) registers per thread; keep it <= 128
+    warps = [w for w in (1, 2, 4, 8, 16) if BS * BS // (32 * w) <= 128 and w * 32 <= BS * BS]
+    warps = [w for w in warps if w <= max(4, BS // 16)]
+    return [{"num_warps": w} for w in warps[:3]]
+
+
+def _block_cands(BI: int, BO: int) -> list[dict]:
+    out = []
+    for kb, nw in ((1, 4), (2, 8), (4, 8), (4, 16)):
+        if kb * BI * BO // (32 * nw) <= 64:
+            out.append({"KB": kb, "num_warps": nw})
+    return out or [{"KB": 1, "num_warps": 8}]
+
+
+# ============================================================================ graph packing
+@dataclass
+class _BlockPack:
+    """Blocks of one direction: rows ``k`` gather ``src[k, :I]`` and write ``dst[k, :O]``."""
+
+    src: Tensor  # [Kp, I] int32, padding S
+    dst: Tensor  # [Kp, O] int32, padding S
+    flat: Tensor  # [A] int64 position of each arc in the [Kp, O, I] weight array, -1 = self-loop
+    Kp: int
+    I: int
+    O: int
+
+
+def _pack_blocks(S: int, src: list[int], dst: list[int]) -> _BlockPack:
+    """Group the states by their (non-loop) in-set; states nobody enters get empty blocks."""
+    in_sets: dict[int, set] = defaultdict(set)
+    for a, b in zip(src, dst):
+        if a != b:
+            in_sets[b].add(a)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for b in range(S):
+        if b in in_sets:
+            groups[tuple(sorted(in_sets[b]))].append(b)
+    rest = [b for b in range(S) if b not in in_sets]
+    blocks: list[tuple[tuple, list[int]]] = []
+    for key, outs in groups.items():
+        for j in range(0, len(outs), BLOCK_OUT):
+            blocks.append((key, outs[j:j + BLOCK_OUT]))
+    for j in range(0, len(rest), BLOCK_OUT):
+        blocks.append(((), rest[j:j + BLOCK_OUT]))
+    I = max(4, -(-max(len(k) for k, _ in blocks) // 4) * 4)  # multiple of 4: 16-byte rows
+    O = max(len(d) for _, d in blocks)
+    Kp = -(-len(blocks) // K_ALIGN) * K_ALIGN
+    src_idx = torch.full((Kp, I), S, dtype=torch.int32)
+    dst_idx = torch.full((Kp, O), S, dtype=torch.int32)
+    pos_in: dict[tuple[int, int], int] = {}
+    pos_out: dict[int, tuple[int, int]] = {}
+    for k, (key, outs) in enumerate(blocks):
+        if key:
+            src_idx[k, :len(key)] = torch.tensor(key, dtype=torch.int32)
+        dst_idx[k, :len(outs)] = torch.tensor(outs, dtype=torch.int32)
+        for i, s in enumerate(key):
+            pos_in[(k, s)] = i
+        for o, d in enumerate(outs):
+            pos_out[d] = (k, o)
+    flat = []
+    for a, b in zip(src, dst):
+        if a == b:
+            flat.append(-1)
+        else:
+            k, o = pos_out[b]
+            flat.append((k * O + o) * I + pos_in[(k, a)])
+    return _BlockPack(src_idx, dst_idx, torch.tensor(flat, dtype=torch.int64), Kp, I, O)
+
+
+@dataclass
+class _BlockPlan:
+    fwd: _BlockPack
+    bwd: _BlockPack  # of the reversed graph (arcs dst -> src)
+
+
+def _block_plan(graph: Graph) -> _BlockPlan:
+    key = ("triton_block_plan", graph.device)
+    if key not in graph._cache:
+        S = graph.num_states
+        src, dst = graph.src.tolist(), graph.dst.tolist()
+        fwd, bwd = _pack_blocks(S, src, dst), _pack_blocks(S, dst, src)
+        dev = graph.device
+        for p in (fwd, bwd):
+            p.src, p.dst, p.flat = p.src.to(dev), p.dst.to(dev), p.flat.to(dev)
+        graph._cache[key] = _BlockPlan(fwd, bwd)
+    return graph._cache[key]
+
+
+# ============================================================================ public API
+def _kind(graph: Graph) -> Optional[str]:
+    """Which kernel family fits ``graph`` (None: none does)."""
+    if graph.is_batch or graph.num_states == 0:
+        return None
+    if graph.num_states <= DENSE_MAX_STATES:
+        return "dense"
+    key = ("triton_kind",)
+    if key not in graph._cache:
+        L = block_layout(graph)  # cached by choose_backend as well
+        ok = L.I <= BLOCK_MAX_IN and L.padded <= 3 * max(graph.num_arcs, 1)
+        graph._cache[key] = "block" if ok else None
+    return graph._cache[key]
+
+
+def triton_supports(graph: Graph, emissions: Tensor) -> bool:
+    """True when the fused kernels can run this batch: triton present, float32 emissions on
+    CUDA (or any device under ``TRITON_INTERPRET=1``), a shared graph that fits a kernel."""
+    if not HAVE_TRITON or emissions.dtype != torch.float32:
+        return False
+    if not (emissions.is_cuda or _interpreting()):
+        return False
+    if graph.device != emissions.device:
+        return False
+    return _kind(graph) is not None
+
+
+@dataclass
+class TritonContext:
+    kind: str
+    em: Tensor  # [B, T, V] padded frames zeroed
+    shift: Tensor  # [B, T]
+    lengths: Tensor  # [B] int32
+    A: Tensor  # dense: normalised alpha; block: unnormalised u (A = U / c)
+    c: Tensor  # [B, T]
+    trans: object  # torch transitions (dense: W; block: per-arc shares) for arc gradients
+    final_w: Tensor
+    extra: dict
+
+
+def _prep(em: Tensor, lengths: Tensor, graph: Graph):
+    if not HAVE_TRITON:
+        raise RuntimeError("backend='triton' needs the triton package")
+    if em.dtype != torch.float32:
+        raise ValueError(f"the triton backend computes in float32, got {em.dtype}")
+    kind = _kind(graph)
+    if kind is None:
+        raise ValueError("graph does not fit the triton kernels (packed batch, or neither "
+                         f"S <= {DENSE_MAX_STATES} nor a block structure)")
+    em = em.contiguous()
+    lab = graph.labels
+    used = torch.unique(lab)
+    sh = em[:, :, used].amax(-1)
+    sh = torch.where(torch.isfinite(sh), sh, torch.zeros_like(sh)).contiguous()
+    init = graph.init.detach().to(em.dtype)
+    final = graph.final.detach().to(em.dtype)
+    imax, fmax = _max_finite(init), _max_finite(final)
+    init_w = torch.exp(init - imax).contiguous()
+    final_w = torch.exp(final - fmax).contiguous()
+    return kind, em, sh, lab.to(torch.int32).contiguous(), init_w, final_w, imax + fmax
+
+
+def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
+    """Forward over all frames in one launch: ``(total [B], ctx, trans)`` (see score.py)."""
+    kind, em, sh, lab, init_w, final_w, consts = _prep(em, lengths, graph)
+    B, T, V = em.shape
+    S = graph.num_states
+    dev = em.device
+    lens = lengths.to(device=dev, dtype=torch.int32).contiguous()
+    A = torch.empty(B, T, S, dtype=em.dtype, device=dev)
+    c = torch.ones(B, T, dtype=em.dtype, device=dev)
+    out = torch.empty(B, 2, dtype=em.dtype, device=dev)
+    extra: dict = {"lab": lab}
+    if kind == "dense":
+        trans = DenseTransitions(graph, graph.weights.detach(), em.dtype)
+        BS = _next_pow2(S)
+        extra["BS"] = BS
+        _launch(_dense_fwd_kernel, (B,),
+                (em, sh, lab, trans.W.T.contiguous(), init_w, final_w, lens, A, c, out, T, V, S),
+                {"BS": BS}, ("dense_fwd", BS), _dense_cands(BS))
+    else:
+        plan = _block_plan(graph)
+        w = graph.weights.detach().to(em.dtype)
+        wmax = _max_finite(w)
+        arc_w = torch.exp(w - wmax)
+        is_loop = plan.fwd.flat < 0
+        loop = torch.zeros(S, dtype=em.dtype, device=dev).index_add_(
+            0, graph.src[is_loop], arc_w[is_loop])
+        wts = []
+        for p in (plan.fwd, plan.bwd):
+            nl = p.flat >= 0
+            wts.append(torch.zeros(p.Kp * p.O * p.I, dtype=em.dtype, device=dev).index_add_(
+                0, p.flat[nl], arc_w[nl]))
+        extra.update(plan=plan, loop=loop, wt_fwd=wts[0], wt_bwd=wts[1], arc_w=arc_w,
+                     is_loop=is_loop)
+        trans = _LazyBlockTrans(graph, wmax)
+        p = plan.fwd
+        BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
+        _launch(_block_fwd_kernel, (B,),
+                (em, sh, lab, p.src, p.dst, wts[0], loop, init_w, final_w, lens, A, c, out,
+                 T, V, S, p.Kp),
+                {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
+                ("block_fwd", p.I, p.O), _block_cands(BI, BO))
+    logsum, fin = out[:, 0], out[:, 1]
+    total = torch.log(fin) + logsum + consts + (lengths.to(em.dtype) - 1) * trans.wmax
+    ctx = TritonContext(kind, em, sh, lens, A, c, trans, final_w, extra)
+    return total, ctx, trans
+
+
+class _LazyBlockTrans:
+    """What the backward needs of the block transitions; the torch ones only for arc grads."""
+
+    def __init__(self, graph: Graph, wmax: Tensor):
+        self.graph, self.wmax = graph, wmax
+
+    def torch_trans(self, dtype: torch.dtype) -> BlockTransitions:
+        return BlockTransitions(self.graph, self.graph.weights.detach(), dtype,
+                                block_layout(self.graph))
+
+
+def triton_backward(ctx: TritonContext, g: Tensor, trans, need_w: bool):
+    """``(gamma [B, T, S] * g, arc_grad, init_grad, final_grad)`` as in scaled_backward."""
+    em, sh, lens, A, c = ctx.em, ctx.shift, ctx.lengths, ctx.A, ctx.c
+    B, T, V = em.shape
+    S = A.shape[2]
+    dev = em.device
+    g = g.to(em.dtype).contiguous()
+    lengths = lens.to(torch.int64)
+    valid = torch.arange(T, device=dev).unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
+    graph = trans.graph if ctx.kind == "block" else None
+    if ctx.kind == "dense":
+        gam = torch.zeros(B, T, S, dtype=em.dtype, device=dev)
+        Y = torch.zeros(B, T, S, dtype=em.dtype, device=dev) if need_w else gam
+        BS = ctx.extra["BS"]
+        _launch(_dense_bwd_kernel, (B,),
+                (em, sh, ctx.extra["lab"], trans.W.contiguous(), ctx.final_w, lens, A, c, g,
+                 gam, Y, T, V, S),
+                {"BS": BS, "NEED_Y": bool(need_w)}, ("dense_bwd", BS, bool(need_w)),
+                _dense_cands(BS))
+        X = torch.where(valid.unsqueeze(-1), A, torch.zeros((), dtype=A.dtype, device=dev))
+        tt = trans
+    else:
+        plan: _BlockPlan = ctx.extra["plan"]
+        p = plan.bwd
+        Vb = torch.empty(B, T, S, dtype=em.dtype, device=dev)
+        G = torch.empty(B, T, S, dtype=em.dtype, device=dev)
+        sab = torch.ones(B, T, dtype=em.dtype, device=dev)
+        BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
+        _launch(_block_bwd_kernel, (B,),
+                (em, sh, ctx.extra["lab"], p.src, p.dst,
+                 ctx.extra["wt_bwd"], ctx.extra["loop"], ctx.final_w, lens, A, c, Vb, G, sab,
+                 T, V, S, p.Kp),
+                {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
+                ("block_bwd", p.I, p.O), _block_cands(BI, BO))
+        sab = torch.where(valid & (sab > 0), sab, torch.ones_like(sab))
+        scale = torch.where(valid, g.unsqueeze(1) / sab, torch.zeros_like(sab))
+        zero = torch.zeros((), dtype=em.dtype, device=dev)
+        gam = torch.where(valid.unsqueeze(-1), G * scale.unsqueeze(-1), zero)
+        if need_w:
+            Y = torch.where(valid.unsqueeze(-1), Vb * (scale / c).unsqueeze(-1), zero)
+            X = torch.where(valid.unsqueeze(-1), A / c.unsqueeze(-1), zero)
+            tt = trans.torch_trans(em.dtype)
+    arc_grad = init_grad = final_grad = None
+    if need_w:
+        arc_grad = tt.arc_counts(X[:, :-1].reshape(-1, S), Y[:, 1:].reshape(-1, S))
+        init_grad = gam[:, 0].sum(0)
+        final_grad = gam[torch.arange(B, device=dev), lengths - 1].sum(0)
+    return gam, arc_grad, init_grad, final_grad
