@@ -1,0 +1,151 @@
+"""The fused Triton kernels agree with the torch backends (values and all gradients).
+
+Without CUDA the kernels run on CPU tensors under Triton's interpreter: ``TRITON_INTERPRET``
+must be set before the kernels are decorated, so it is set here at import (only when no GPU
+is visible; nothing else in the test suite uses triton) and the kernel module is reloaded if
+something imported it earlier. With CUDA the same tests run on the GPU, compiled.
+Skipped only when the ``triton`` package itself is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import pathlib
+import sys
+
+import pytest
+import torch
+
+CUDA = torch.cuda.is_available()
+if not CUDA:
+    os.environ["TRITON_INTERPRET"] = "1"
+pytest.importorskip("triton")
+
+import uasr.graph.triton_kernels as tk  # noqa: E402
+
+if not CUDA and not tk._interpreting():  # pragma: no cover - only if imported earlier
+    tk = importlib.reload(tk)
+
+from uasr.graph import Graph, compose, loop, table_acceptor, total_score  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from benchmarks.graphs import ngram_loop_graph  # noqa: E402
+from tests.graph.helpers import random_graph  # noqa: E402
+
+DEV = "cuda" if CUDA else "cpu"
+
+
+def _batch(B: int, T: int, V: int, seed: int, pad_nan: bool = True):
+    g = torch.Generator().manual_seed(seed)
+    em = torch.randn(B, T, V, generator=g).mul(2).log_softmax(-1)
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    lengths[0], lengths[-1] = T, 1
+    if pad_nan:  # padding frames must be ignored, whatever they hold
+        em[torch.arange(T).unsqueeze(0) >= lengths.unsqueeze(1)] = math.nan
+    coef = torch.randn(B, generator=g)  # a random upstream gradient per utterance
+    return em.to(DEV), lengths.to(DEV), coef.to(DEV)
+
+
+def _run(graph: Graph, em, lengths, coef, backend: str):
+    g = graph.detach().to(DEV).requires_grad_(True)
+    x = em.clone().requires_grad_(True)
+    tot = total_score(x, lengths, g, backend=backend)
+    (tot * coef).sum().backward()
+    return {"total": tot.detach(), "em": x.grad, "weights": g.weights.grad, "init": g.init.grad,
+            "final": g.final.grad}
+
+
+def _compare(graph: Graph, ref_backend: str, B=3, T=7, V=6, seed=0, force_block=False,
+             monkeypatch=None):
+    em, lengths, coef = _batch(B, T, V, seed)
+    ref = _run(graph, em, lengths, coef, ref_backend)
+    if force_block:
+        monkeypatch.setattr(tk, "_kind", lambda graph: "block")
+    out = _run(graph, em, lengths, coef, "triton")
+    for name, r in ref.items():
+        o = out[name]
+        assert torch.isfinite(o).all(), name
+        err = float((o - r).norm() / r.norm().clamp_min(1e-20))
+        assert err < 2e-5, f"{name}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dense_random_graphs(seed):
+    g = torch.Generator().manual_seed(100 + seed)
+    S = int(torch.randint(3, 12, (1,), generator=g))
+    graph = random_graph(S, 6, 4 * S, seed=seed, dtype=torch.float32)
+    graph.init[0] = 0.0  # at least one start and one end, so every utterance has a path
+    graph.final[-1] = 0.0
+    graph = Graph(labels=graph.labels, src=torch.cat([graph.src, torch.arange(S)]),
+                  dst=torch.cat([graph.dst, torch.arange(S)]),
+                  weights=torch.cat([graph.weights, torch.zeros(S)]), init=graph.init,
+                  final=graph.final)  # self-loops everywhere: every length is feasible
+    _compare(graph, "dense", seed=seed)
+
+
+def test_dense_bigram_loop():
+    _compare(ngram_loop_graph(2, num_phones=5), "dense", B=4, T=9, V=6, seed=3)
+
+
+def test_block_trigram_loop(monkeypatch):
+    graph = ngram_loop_graph(3, num_phones=4)  # 16 states, 4 blocks of 4 x 4 + loops
+    assert tk._kind(graph) == "dense"  # small; force the block kernel below
+    _compare(graph, "block", T=6, V=5, seed=4, force_block=True, monkeypatch=monkeypatch)
+
+
+def test_block_irregular_graph(monkeypatch):
+    """Loop topology with silence: overlapping in-sets, sources in several blocks, and a
+    state nobody enters except at the start."""
+    C = 4
+    logp = torch.randn(C, C).log_softmax(-1)
+    acc = table_acceptor(logp)
+    acc.label += 1  # labels 1..C; 0 is the silence
+    graph = compose(acc, loop(0.4, silence=0, silence_prob=0.2))
+    _compare(graph, "block", T=6, V=C + 1, seed=5, force_block=True, monkeypatch=monkeypatch)
+
+
+def test_block_random_graph(monkeypatch):
+    """Arbitrary arcs (parallel arcs, self-loops, unreachable states) through the block path."""
+    graph = random_graph(9, 5, 30, seed=7, dtype=torch.float32)
+    S = graph.num_states
+    graph = Graph(labels=graph.labels, src=torch.cat([graph.src, torch.arange(S), graph.src[:3]]),
+                  dst=torch.cat([graph.dst, torch.arange(S), graph.dst[:3]]),
+                  weights=torch.cat([graph.weights, torch.full((S,), -0.5), torch.zeros(3)]),
+                  init=graph.init, final=graph.final)
+    _compare(graph, "dense", T=6, V=5, seed=6, force_block=True, monkeypatch=monkeypatch)
+
+
+def test_underflow_falls_back_to_log_space():
+    """Emissions far below float32's range: the kernels return -inf, score.py redoes it."""
+    graph = ngram_loop_graph(2, num_phones=3)
+    em, lengths, coef = _batch(2, 5, 4, seed=8, pad_nan=False)
+    em = em * 0 - 200.0  # every frame scores -200 -> exp underflows
+    em[0] = em[0] * 0  # utterance 0 is fine
+    ref = _run(graph, em, lengths, coef, "dense")
+    out = _run(graph, em, lengths, coef, "triton")
+    for name in ref:
+        assert torch.allclose(out[name], ref[name], rtol=1e-5, atol=1e-6), name
+
+
+def test_supports_is_honest():
+    graph = ngram_loop_graph(2, num_phones=3).to(DEV)
+    em = torch.zeros(1, 2, 4, device=DEV)
+    assert tk.triton_supports(graph, em)
+    assert not tk.triton_supports(graph, em.double())
+    packed = Graph.batch([ngram_loop_graph(2, num_phones=3)] * 2).to(DEV)
+    assert not tk.triton_supports(packed, em)
+    if CUDA:
+        assert not tk.triton_supports(graph.to("cpu"), em.cpu())
+
+
+@pytest.mark.skipif(not CUDA, reason="auto dispatch to triton happens for CUDA tensors")
+def test_auto_uses_triton_on_cuda(monkeypatch):
+    calls = []
+    real = tk.triton_forward
+    monkeypatch.setattr(tk, "triton_forward", lambda *a: calls.append(1) or real(*a))
+    graph = ngram_loop_graph(2, num_phones=5).to(DEV)
+    em, lengths, _ = _batch(2, 6, 6, seed=9, pad_nan=False)
+    total_score(em, lengths, graph)
+    assert calls
