@@ -37,82 +37,92 @@ def _safe_shift(x: Tensor, dim: int) -> Tensor:
 # ---------------------------------------------------------------------------- prob space
 @dataclass
 class ScaledContext:
-    A: Tensor  # [B, T, S] normalised forward probabilities
+    A: Tensor  # [B, T, S] normalised forward probabilities (rows sorted by length, descending)
     P: Tensor  # [B, T, S] exp(emission - shift)
     c: Tensor  # [B, T] per-frame normalisers
     init_w: Tensor  # [S]
     final_w: Tensor  # [S]
-    lengths: Tensor
+    lengths: Tensor  # [B] sorted descending
+    order: Tensor  # sorted row -> original row
+    active: list[int]  # active[t] = number of rows with length > t
 
 
 def scaled_forward(E: Tensor, lengths: Tensor, graph: Graph, trans) -> tuple[Tensor, ScaledContext]:
-    """E: ``[B, T, S]`` per-state log emissions (already gathered by label)."""
+    """E: ``[B, T, S]`` per-state log emissions (already gathered by label).
+
+    Rows are processed sorted by length (descending), so frame ``t`` touches only the first
+    ``active[t]`` rows: no masking ops inside the time loop.
+    """
     B, T, S = E.shape
     dtype = E.dtype
+    lengths, order = torch.sort(lengths, descending=True)
+    E = E[order]
+    active = (torch.arange(T, device=E.device).unsqueeze(1) < lengths.unsqueeze(0)).sum(1).tolist()
     shift = _safe_shift(E, 2)  # [B, T]
     P = torch.exp(E - shift.unsqueeze(-1))
     init = graph.init.detach().to(dtype)
     final = graph.final.detach().to(dtype)
     imax, fmax = _max_finite(init), _max_finite(final)
     init_w, final_w = torch.exp(init - imax), torch.exp(final - fmax)
+    tiny = torch.finfo(dtype).tiny
 
-    A = torch.empty(B, T, S, dtype=dtype, device=E.device)
+    A = torch.zeros(B, T, S, dtype=dtype, device=E.device)  # zeros: frames past a length
     c = torch.ones(B, T, dtype=dtype, device=E.device)
     u = init_w * P[:, 0]
     for t in range(T):
+        n = active[t]
         if t > 0:
-            u = trans.fwd(A[:, t - 1]) * P[:, t]
-        ct = u.amax(dim=1, keepdim=True)
-        ct = torch.where(ct > 0, ct, torch.ones_like(ct))  # dead rows stay all-zero
-        if t > 0:
-            active = (t < lengths).unsqueeze(1)
-            A[:, t] = torch.where(active, u / ct, A[:, t - 1])
-            c[:, t] = torch.where(active, ct, torch.ones_like(ct)).squeeze(1)
-        else:
-            A[:, 0] = u / ct
-            c[:, 0] = ct.squeeze(1)
-    last = A[torch.arange(B, device=E.device), lengths - 1]
-    fin = (last * final_w).sum(1)
-    steps = (torch.arange(T, device=E.device) < lengths.unsqueeze(1)).to(dtype)
-    wmax_terms = (lengths - 1).to(dtype) * trans.wmax
-    total = torch.log(fin) + fmax + imax + wmax_terms + (steps * (shift + torch.log(c))).sum(1)
-    return total, ScaledContext(A, P, c, init_w, final_w, lengths)
+            u = trans.fwd(A[:n, t - 1])
+            u.mul_(P[:n, t])
+        ct = u.amax(dim=1, keepdim=True).clamp_(min=tiny)  # a dead row stays all-zero
+        torch.div(u, ct, out=A[:n, t])
+        c[:n, t] = ct.squeeze(1)
+    rows = torch.arange(B, device=E.device)
+    fin = (A[rows, lengths - 1] * final_w).sum(1)
+    valid = torch.arange(T, device=E.device) < lengths.unsqueeze(1)
+    per_frame = torch.where(valid, shift + torch.log(c), torch.zeros_like(c))
+    total = torch.log(fin) + fmax + imax + (lengths - 1).to(dtype) * trans.wmax + per_frame.sum(1)
+    out = torch.empty_like(total)
+    out[order] = total
+    return out, ScaledContext(A, P, c, init_w, final_w, lengths, order, active)
 
 
 def scaled_backward(ctx: ScaledContext, g: Tensor, trans, need_weights: bool):
     """Returns ``(gamma [B, T, S] scaled by g, arc_grad, init_grad, final_grad)``."""
-    A, P, c, lengths = ctx.A, ctx.P, ctx.c, ctx.lengths
+    A, P, c, lengths, active = ctx.A, ctx.P, ctx.c, ctx.lengths, ctx.active
     B, T, S = A.shape
-    dev = A.device
-    gam = torch.empty_like(A)
+    g = g[ctx.order].unsqueeze(1)
+    tiny = torch.finfo(A.dtype).tiny
+    gam = torch.zeros_like(A)
     Y = torch.zeros_like(A) if need_weights else None
-    rows = torch.arange(B, device=dev)
-    beta = ctx.final_w.expand(B, S)  # max entry is 1 (final_w = exp(final - max))
+    beta = ctx.final_w.expand(B, S).clone()  # max entry 1 (final_w = exp(final - max))
     for t in range(T - 1, -1, -1):
-        active = (t < lengths).unsqueeze(1)
-        starts = (t == lengths - 1).unsqueeze(1)
-        beta = torch.where(starts, ctx.final_w.expand(B, S), beta)
-        ab = A[:, t] * beta
-        D = ab.sum(1, keepdim=True)
-        D = torch.where(D > 0, D, torch.ones_like(D))
-        gam[:, t] = torch.where(active, ab / D * g.unsqueeze(1), torch.zeros_like(ab))
+        n = active[t]
+        if n == 0:
+            continue
+        # rows whose last frame is t start here (rows are sorted by length)
+        m = active[t + 1] if t + 1 < T else 0
+        if m < n:
+            beta[m:n] = ctx.final_w
+        b = beta[:n]
+        ab = A[:n, t] * b
+        D = ab.sum(1, keepdim=True).clamp_(min=tiny)
+        torch.mul(ab, g[:n] / D, out=gam[:n, t])
         if t == 0:
             break
-        v = P[:, t] * beta
+        v = P[:n, t] * b
         if need_weights:
-            N = c[:, t:t + 1] * D
-            Y[:, t] = torch.where(active, v / N * g.unsqueeze(1), torch.zeros_like(v))
+            torch.mul(v, g[:n] / (c[:n, t:t + 1] * D), out=Y[:n, t])
         nb = trans.bwd(v)
-        d = nb.amax(1, keepdim=True)
-        d = torch.where(d > 0, d, torch.ones_like(d))
-        beta = torch.where(active, nb / d, beta)
+        torch.div(nb, nb.amax(1, keepdim=True).clamp_(min=tiny), out=beta[:n])
     arc_grad = init_grad = final_grad = None
     if need_weights:
-        X = A[:, :-1].reshape(-1, S)
-        arc_grad = trans.arc_counts(X, Y[:, 1:].reshape(-1, S))
+        arc_grad = trans.arc_counts(A[:, :-1].reshape(-1, S), Y[:, 1:].reshape(-1, S))
         init_grad = gam[:, 0].sum(0)
-        final_grad = gam[rows, lengths - 1].sum(0)
-    return gam, arc_grad, init_grad, final_grad
+        final_grad = gam[torch.arange(B, device=A.device), lengths - 1].sum(0)
+    out = torch.empty_like(gam)
+    out[ctx.order] = gam
+    return out, arc_grad, init_grad, final_grad
 
 
 # ---------------------------------------------------------------------------- log space
