@@ -48,22 +48,24 @@ def _batch(B: int, T: int, V: int, seed: int, pad_nan: bool = True):
     return em.to(DEV), lengths.to(DEV), coef.to(DEV)
 
 
-def _run(graph: Graph, em, lengths, coef, backend: str):
-    g = graph.detach().to(DEV).requires_grad_(True)
+def _run(graph: Graph, em, lengths, coef, backend: str, graph_grad: bool = True):
+    g = graph.detach().to(DEV).requires_grad_(graph_grad)
     x = em.clone().requires_grad_(True)
     tot = total_score(x, lengths, g, backend=backend)
     (tot * coef).sum().backward()
-    return {"total": tot.detach(), "em": x.grad, "weights": g.weights.grad, "init": g.init.grad,
-            "final": g.final.grad}
+    out = {"total": tot.detach(), "em": x.grad}
+    if graph_grad:
+        out.update(weights=g.weights.grad, init=g.init.grad, final=g.final.grad)
+    return out
 
 
 def _compare(graph: Graph, ref_backend: str, B=3, T=7, V=6, seed=0, force_block=False,
-             monkeypatch=None):
+             monkeypatch=None, graph_grad: bool = True):
     em, lengths, coef = _batch(B, T, V, seed)
-    ref = _run(graph, em, lengths, coef, ref_backend)
+    ref = _run(graph, em, lengths, coef, ref_backend, graph_grad)
     if force_block:
         monkeypatch.setattr(tk, "_kind", lambda graph: "block")
-    out = _run(graph, em, lengths, coef, "triton")
+    out = _run(graph, em, lengths, coef, "triton", graph_grad)
     for name, r in ref.items():
         o = out[name]
         assert torch.isfinite(o).all(), name
@@ -93,6 +95,21 @@ def test_block_trigram_loop(monkeypatch):
     graph = ngram_loop_graph(3, num_phones=4)  # 16 states, 4 blocks of 4 x 4 + loops
     assert tk._kind(graph) == "dense"  # small; force the block kernel below
     _compare(graph, "block", T=6, V=5, seed=4, force_block=True, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("graph_grad", [True, False])
+@pytest.mark.parametrize("kb", [2, 4])
+def test_block_configs_and_ring_buffer(monkeypatch, kb, graph_grad):
+    """Several block groups per frame (KB < number of blocks); without arc gradients the
+    backward keeps only two frames of its recursion buffer."""
+    if not CUDA:
+        monkeypatch.setattr(tk, "FORCE_CONFIG", {"KB": kb, "num_warps": 4})
+    _compare(ngram_loop_graph(3, num_phones=5), "block", T=5, V=6, seed=12 + kb,
+             force_block=True, monkeypatch=monkeypatch, graph_grad=graph_grad)
+
+
+def test_dense_without_graph_grad():
+    _compare(ngram_loop_graph(2, num_phones=5), "dense", T=6, seed=13, graph_grad=False)
 
 
 def test_block_irregular_graph(monkeypatch):
@@ -149,3 +166,18 @@ def test_auto_uses_triton_on_cuda(monkeypatch):
     em, lengths, _ = _batch(2, 6, 6, seed=9, pad_nan=False)
     total_score(em, lengths, graph)
     assert calls
+
+
+@pytest.mark.skipif(not CUDA, reason="launch configs only differ when compiled")
+def test_every_launch_config(monkeypatch):
+    """The benchmark may pick any candidate config: each one must be right."""
+    bigram = ngram_loop_graph(2, num_phones=5)
+    for cfg in tk.dense_configs(tk._next_pow2(bigram.num_states)):
+        monkeypatch.setattr(tk, "FORCE_CONFIG", cfg)
+        _compare(bigram, "dense", B=4, T=9, V=6, seed=10)
+    trigram = ngram_loop_graph(3, num_phones=5)
+    monkeypatch.setattr(tk, "_kind", lambda graph: "block")
+    p = tk._block_plan(trigram).fwd
+    for cfg in tk.block_configs(tk._next_pow2(p.I, 4), tk._next_pow2(p.O, 4)):
+        monkeypatch.setattr(tk, "FORCE_CONFIG", cfg)
+        _compare(trigram, "block", B=4, T=9, V=6, seed=11)

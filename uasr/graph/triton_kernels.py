@@ -50,7 +50,7 @@ Tensor = torch.Tensor
 DENSE_MAX_STATES = 256  # W in registers up to 256 x 256 (16 warps)
 BLOCK_MAX_IN = 128  # widest block input set the block kernel's tile takes
 BLOCK_OUT = 64  # blocks with more outputs are split into sub-blocks of this many
-K_ALIGN = 8  # block count padded to a multiple of the largest KB candidate
+K_ALIGN = 16  # block count padded to a multiple of the largest KB candidate
 
 
 def _interpreting() -> bool:
@@ -89,12 +89,17 @@ if HAVE_TRITON:
         tl.store(a_b + r, a, mask=rm)
         tl.store(c_b, c)
         logsum = sh + tl.log(c)
+        # software prefetch: frame t+1's emissions are loaded while frame t is computed
+        tn = tl.minimum(1, T - 1)
+        sh_n = tl.load(sh_b + tn)
+        e_n = tl.load(em_b + tn * V + lab, mask=rm, other=float("-inf"))
         for t in range(1, L):
-            # emissions of frame t do not depend on the recursion: issue them first
-            sh = tl.load(sh_b + t)
-            e = tl.load(em_b + t * V + lab, mask=rm, other=float("-inf"))
-            y = tl.sum(wt * a[None, :], axis=1)
-            u = y * tl.exp(e - sh)
+            sh = sh_n
+            p = tl.exp(e_n - sh)
+            tn = tl.minimum(t + 1, T - 1)
+            sh_n = tl.load(sh_b + tn)
+            e_n = tl.load(em_b + tn * V + lab, mask=rm, other=float("-inf"))
+            u = tl.sum(wt * a[None, :], axis=1) * p
             c = tl.max(u, axis=0)
             c = tl.where(c > 0, c, 1.0)
             a = u / c
@@ -122,16 +127,23 @@ if HAVE_TRITON:
         a_b = a_ptr + b * T * S
         c_b = c_ptr + b * T
         beta = tl.load(fin_ptr + r, mask=rm, other=0.0)
+        tn = L - 1
+        a_n = tl.load(a_b + tn * S + r, mask=rm, other=0.0)
+        sh_n = tl.load(sh_b + tn)
+        e_n = tl.load(em_b + tn * V + lab, mask=rm, other=float("-inf"))
         for i in range(0, L):
             t = L - 1 - i
-            a = tl.load(a_b + t * S + r, mask=rm, other=0.0)
-            sh = tl.load(sh_b + t)
-            e = tl.load(em_b + t * V + lab, mask=rm, other=float("-inf"))
+            a = a_n
+            p = tl.exp(e_n - sh_n)
+            tn = tl.maximum(t - 1, 0)  # prefetch frame t-1 (independent of beta)
+            a_n = tl.load(a_b + tn * S + r, mask=rm, other=0.0)
+            sh_n = tl.load(sh_b + tn)
+            e_n = tl.load(em_b + tn * V + lab, mask=rm, other=float("-inf"))
             ab = a * beta
             D = tl.sum(ab, axis=0)
             D = tl.where(D > 0, D, 1.0)
             tl.store(gam_ptr + (b * T + t) * S + r, ab * (g / D), mask=rm)
-            v = tl.exp(e - sh) * beta
+            v = p * beta
             if NEED_Y:
                 ct = tl.load(c_b + t)
                 tl.store(y_ptr + (b * T + t) * S + r, v * (g / (ct * D)), mask=rm)
@@ -214,12 +226,14 @@ if HAVE_TRITON:
 
     @triton.jit
     def _block_bwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, fin_ptr,
-                          len_ptr, u_ptr, c_ptr, v_ptr, gr_ptr, sab_ptr, T, V, S, KP,
+                          len_ptr, u_ptr, c_ptr, v_ptr, gr_ptr, sab_ptr, T, V, S, KP, VT,
                           I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
                           KB: tl.constexpr, BSS: tl.constexpr):
         # src/dst/wt describe the REVERSED graph: outputs are the original sources.
         # Per frame t (valid): V[t] = P_t * beta_t * d_t, G[t] = A_t * beta_t * d_t,
         # sab[t] = sum_s G[t, s]; d_t (= max of the unnormalised beta) cancels later.
+        # V has VT rows per utterance: T when the caller keeps it (arc gradients), else a
+        # ring of 2 (frame t is read only while frame t-1 is produced).
         b = tl.program_id(0).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
         NG = KP // KB  # KP is a multiple of every KB candidate
@@ -227,9 +241,12 @@ if HAVE_TRITON:
         sh_b = sh_ptr + b * T
         u_b = u_ptr + b * T * S
         c_b = c_ptr + b * T
-        v_b = v_ptr + b * T * S
+        v_b = v_ptr + b * VT * S
         g_b = gr_ptr + b * T * S
         ss = tl.arange(0, BSS)
+        for s0 in range(L * S, T * S, BSS):  # gamma is 0 beyond the length
+            s = s0 + ss
+            tl.store(g_b + s, tl.zeros([BSS], dtype=tl.float32), mask=s < T * S)
         # ---- frame L-1: beta = final
         t = L - 1
         sh = tl.load(sh_b + t)
@@ -241,7 +258,7 @@ if HAVE_TRITON:
             f = tl.load(fin_ptr + s, mask=m, other=0.0)
             lab = tl.load(lab_ptr + s, mask=m, other=0)
             e = tl.load(em_b + t * V + lab, mask=m, other=float("-inf"))
-            tl.store(v_b + t * S + s, f * tl.exp(e - sh), mask=m)
+            tl.store(v_b + (t % VT) * S + s, f * tl.exp(e - sh), mask=m)
             gv = f * tl.load(u_b + t * S + s, mask=m, other=0.0) * inv_c
             tl.store(g_b + t * S + s, gv, mask=m)
             accv += gv
@@ -259,7 +276,7 @@ if HAVE_TRITON:
             sh = tl.load(sh_b + tp)
             inv_c = 1.0 / tl.load(c_b + tp)
             inv = 1.0 / d
-            vin = v_b + t * S
+            vin = v_b + (t % VT) * S
             em_t = em_b + tp * V
             mx2 = tl.zeros([KB, BO], dtype=tl.float32)
             acc2 = tl.zeros([KB, BO], dtype=tl.float32)
@@ -278,7 +295,7 @@ if HAVE_TRITON:
                 e = tl.load(em_t + lab, mask=dm, other=float("-inf"))
                 a = tl.load(u_b + tp * S + dst, mask=dm, other=0.0)
                 nb = (tl.sum(w * x[:, None, :], axis=2) + xl * lp) * inv
-                tl.store(v_b + tp * S + dst, nb * tl.exp(e - sh), mask=dm)
+                tl.store(v_b + (tp % VT) * S + dst, nb * tl.exp(e - sh), mask=dm)
                 gv = nb * a * inv_c
                 tl.store(g_b + tp * S + dst, gv, mask=dm)
                 mx2 = tl.maximum(mx2, nb)
@@ -290,16 +307,23 @@ if HAVE_TRITON:
 
 
 # ============================================================================ launch + tuning
-_BEST: dict = {}  # (kernel kind, shape key) -> chosen launch options; printed by the benchmark
+_BEST: dict = {}  # (kernel, shape key) -> chosen launch options; the benchmark prints these
+FORCE_CONFIG: Optional[dict] = None  # tests: run exactly this config (skips tuning)
+TUNE_MIN_WORK = 1 << 17  # B * T * S below this: the default config, no tuning
 
 
-def _launch(kernel, grid: tuple, args: tuple, consts: dict, key: tuple, cands: list[dict]) -> None:
-    """Launch ``kernel``; on CUDA, the first call per ``key`` times every candidate config.
+def _launch(kernel, grid: tuple, args: tuple, consts: dict, key: tuple, cands: list[dict],
+            work: int) -> None:
+    """Launch ``kernel``; on CUDA the first large call per ``key`` times every candidate.
 
-    Candidates differ only in tile/warp options; every run overwrites all outputs it owns, so
-    re-running for timing is harmless. A config that fails to compile is skipped.
+    Candidates differ only in tile/warp options; every run overwrites all the outputs the
+    later code reads, so re-running for timing is harmless. A config that fails to compile
+    or launch (e.g. out of registers) is skipped.
     """
-    if _interpreting() or len(cands) == 1 or not args[0].is_cuda:
+    if FORCE_CONFIG is not None:
+        kernel[grid](*args, **consts, **FORCE_CONFIG)
+        return
+    if _interpreting() or len(cands) == 1 or not args[0].is_cuda or work < TUNE_MIN_WORK:
         kernel[grid](*args, **consts, **cands[0])
         return
     best = _BEST.get(key)
@@ -317,30 +341,35 @@ def _launch(kernel, grid: tuple, args: tuple, consts: dict, key: tuple, cands: l
                     ev[1].record()
                     torch.cuda.synchronize()
                     ms = min(ms, ev[0].elapsed_time(ev[1]))
-            except Exception:  # out of resources etc.: not a candidate
+            except Exception:  # not a usable config here
                 ms = math.inf
             times.append(ms)
         if not any(math.isfinite(x) for x in times):
-            raise RuntimeError(f"no launch config of {key[0]} compiled for {key[1:]}")
+            raise RuntimeError(f"no launch config of {key[0]} works for {key[1:]}")
         best = _BEST[key] = cands[min(range(len(cands)), key=times.__getitem__)]
     kernel[grid](*args, **consts, **best)
 
 
-def _dense_cands(BS: int) -> list[dict]:
-    # W needs BS*BS/(32*num_warps) registers per thread; keep it <= 128
-    warps = [w for w in (1, 2, 4, 8, 16) if BS * BS // (32 * w) <= 128 and w * 32 <= BS * BS]
-    warps = [w for w in warps if w <= max(4, BS // 16)]
-    return [{"num_warps": w} for w in warps[:3]]
+def dense_configs(BS: int) -> list[dict]:
+    """Launch options for the dense kernels, the default first."""
+    if _interpreting():
+        return [{"num_warps": 4}]
+    # W takes BS*BS/(32*num_warps) registers per thread: keep it <= 128
+    warps = [w for w in (4, 2, 1, 8, 16) if BS * BS // (32 * w) <= 128 and w <= max(4, BS // 16)]
+    return [{"num_warps": w} for w in warps]
 
 
-def _block_cands(BI: int, BO: int) -> list[dict]:
+def block_configs(BI: int, BO: int) -> list[dict]:
+    """Launch options (blocks per step KB, warps) for the block kernels, the default first.
+
+    More blocks per step = more weight bytes in flight per CTA (the loop is latency-bound on
+    L2 reads); the tile takes KB*BI*BO/(32*num_warps) registers per thread (<= 64 here).
+    """
     if _interpreting():  # fewest interpreted steps: the interpreter's cost is per op
         return [{"KB": K_ALIGN, "num_warps": 4}]
-    out = []
-    for kb, nw in ((1, 4), (2, 8), (4, 8), (4, 16)):
-        if kb * BI * BO // (32 * nw) <= 64:
-            out.append({"KB": kb, "num_warps": nw})
-    return out or [{"KB": 1, "num_warps": 8}]
+    out = [{"KB": kb, "num_warps": nw} for kb, nw in ((4, 8), (2, 4), (8, 16), (8, 32), (16, 32))
+           if kb * BI * BO // (32 * nw) <= 64]
+    return out or [{"KB": 2, "num_warps": 16}]
 
 
 # ============================================================================ graph packing
@@ -433,8 +462,8 @@ def _kind(graph: Graph) -> Optional[str]:
 
 
 def triton_supports(graph: Graph, emissions: Tensor) -> bool:
-    """True when the fused kernels can run this batch: triton present, float32 emissions on
-    CUDA (or any device under ``TRITON_INTERPRET=1``), a shared graph that fits a kernel."""
+    """True when the fused kernels can run this batch: triton importable, float32 emissions
+    on CUDA (or any device under ``TRITON_INTERPRET=1``), one shared graph that fits."""
     if not HAVE_TRITON or emissions.dtype != torch.float32:
         return False
     if not (emissions.is_cuda or _interpreting()):
@@ -445,142 +474,170 @@ def triton_supports(graph: Graph, emissions: Tensor) -> bool:
 
 
 @dataclass
+class _Weights:
+    """Everything the kernels need from the graph's weights (cached until they change)."""
+
+    lab: Tensor  # [S] int32
+    used: Tensor  # labels that some state emits
+    init_w: Tensor
+    final_w: Tensor
+    const: Tensor  # imax + fmax
+    wmax: Tensor
+    W: Optional[Tensor] = None  # dense: [S, S]
+    WT: Optional[Tensor] = None  # dense: W transposed, contiguous
+    loop: Optional[Tensor] = None  # block: self-loop shares [S]
+    wt_fwd: Optional[Tensor] = None  # block: [Kp*O*I] weights, forward layout
+    wt_bwd: Optional[Tensor] = None  # block: same for the reversed graph
+
+
+def _weights(graph: Graph, kind: str) -> _Weights:
+    ver = tuple((t.data_ptr(), t._version) for t in (graph.weights, graph.init, graph.final))
+    key = ("triton_weights", kind)
+    hit = graph._cache.get(key)
+    if hit is not None and hit[0] == ver:
+        return hit[1]
+    dtype = torch.float32
+    init = graph.init.detach().to(dtype)
+    final = graph.final.detach().to(dtype)
+    imax, fmax = _max_finite(init), _max_finite(final)
+    w = graph.weights.detach().to(dtype)
+    wmax = _max_finite(w)
+    out = _Weights(lab=graph.labels.to(torch.int32).contiguous(), used=torch.unique(graph.labels),
+                   init_w=torch.exp(init - imax).contiguous(),
+                   final_w=torch.exp(final - fmax).contiguous(), const=imax + fmax, wmax=wmax)
+    if kind == "dense":
+        tr = DenseTransitions(graph, w, dtype)
+        out.W, out.WT = tr.W.contiguous(), tr.W.T.contiguous()
+    else:
+        plan = _block_plan(graph)
+        arc_w = torch.exp(w - wmax)
+        is_loop = plan.fwd.flat < 0
+        out.loop = torch.zeros(graph.num_states, dtype=dtype, device=w.device).index_add_(
+            0, graph.src[is_loop], arc_w[is_loop])
+        wts = []
+        for p in (plan.fwd, plan.bwd):
+            nl = p.flat >= 0
+            wts.append(torch.zeros(p.Kp * p.O * p.I, dtype=dtype, device=w.device).index_add_(
+                0, p.flat[nl], arc_w[nl]))
+        out.wt_fwd, out.wt_bwd = wts
+    graph._cache[key] = (ver, out)
+    return out
+
+
+@dataclass
 class TritonContext:
     kind: str
-    em: Tensor  # [B, T, V] padded frames zeroed
-    shift: Tensor  # [B, T]
+    graph: Graph
+    wts: _Weights
+    em: Tensor  # [B, T, V], padding frames zeroed
+    shift: Tensor  # [B, T] per-frame emission shift
     lengths: Tensor  # [B] int32
-    A: Tensor  # dense: normalised alpha; block: unnormalised u (A = U / c)
-    c: Tensor  # [B, T]
-    trans: object  # torch transitions (dense: W; block: per-arc shares) for arc gradients
-    final_w: Tensor
-    extra: dict
+    A: Tensor  # dense: normalised alpha; block: unnormalised u (alpha = U / c)
+    c: Tensor  # [B, T] forward normalisers
 
 
-def _prep(em: Tensor, lengths: Tensor, graph: Graph):
+class TritonTransitions:
+    """What score.py keeps as ``trans``; the torch transitions are built only for arc grads."""
+
+    def __init__(self, graph: Graph, kind: str, wmax: Tensor):
+        self.graph, self.kind, self.wmax = graph, kind, wmax
+
+    def torch_trans(self, dtype: torch.dtype):
+        if self.kind == "dense":
+            return DenseTransitions(self.graph, self.graph.weights.detach(), dtype)
+        return BlockTransitions(self.graph, self.graph.weights.detach(), dtype,
+                                block_layout(self.graph))
+
+
+def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
+    """Forward over all frames in one launch: ``(total [B], ctx, trans)`` (see score.py).
+
+    ``em`` is ``[B, T, V]`` with the padding frames already zeroed; totals that underflow
+    come back as ``-inf`` (score.py redoes those utterances in log space).
+    """
     if not HAVE_TRITON:
         raise RuntimeError("backend='triton' needs the triton package")
     if em.dtype != torch.float32:
         raise ValueError(f"the triton backend computes in float32, got {em.dtype}")
     kind = _kind(graph)
     if kind is None:
-        raise ValueError("graph does not fit the triton kernels (packed batch, or neither "
-                         f"S <= {DENSE_MAX_STATES} nor a block structure)")
+        raise ValueError("graph does not fit the triton kernels (a packed batch, or neither "
+                         f"S <= {DENSE_MAX_STATES} nor a dense-block structure)")
+    wts = _weights(graph, kind)
     em = em.contiguous()
-    lab = graph.labels
-    used = torch.unique(lab)
-    sh = em[:, :, used].amax(-1)
-    sh = torch.where(torch.isfinite(sh), sh, torch.zeros_like(sh)).contiguous()
-    init = graph.init.detach().to(em.dtype)
-    final = graph.final.detach().to(em.dtype)
-    imax, fmax = _max_finite(init), _max_finite(final)
-    init_w = torch.exp(init - imax).contiguous()
-    final_w = torch.exp(final - fmax).contiguous()
-    return kind, em, sh, lab.to(torch.int32).contiguous(), init_w, final_w, imax + fmax
-
-
-def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
-    """Forward over all frames in one launch: ``(total [B], ctx, trans)`` (see score.py)."""
-    kind, em, sh, lab, init_w, final_w, consts = _prep(em, lengths, graph)
     B, T, V = em.shape
     S = graph.num_states
     dev = em.device
+    sh = em.index_select(2, wts.used).amax(-1)
+    sh = torch.where(torch.isfinite(sh), sh, torch.zeros_like(sh)).contiguous()
     lens = lengths.to(device=dev, dtype=torch.int32).contiguous()
     A = torch.empty(B, T, S, dtype=em.dtype, device=dev)
     c = torch.ones(B, T, dtype=em.dtype, device=dev)
     out = torch.empty(B, 2, dtype=em.dtype, device=dev)
-    extra: dict = {"lab": lab}
+    work = B * T * S
     if kind == "dense":
-        trans = DenseTransitions(graph, graph.weights.detach(), em.dtype)
         BS = _next_pow2(S)
-        extra["BS"] = BS
         _launch(_dense_fwd_kernel, (B,),
-                (em, sh, lab, trans.W.T.contiguous(), init_w, final_w, lens, A, c, out, T, V, S),
-                {"BS": BS}, ("dense_fwd", BS), _dense_cands(BS))
+                (em, sh, wts.lab, wts.WT, wts.init_w, wts.final_w, lens, A, c, out, T, V, S),
+                {"BS": BS}, ("dense_fwd", BS), dense_configs(BS), work)
     else:
-        plan = _block_plan(graph)
-        w = graph.weights.detach().to(em.dtype)
-        wmax = _max_finite(w)
-        arc_w = torch.exp(w - wmax)
-        is_loop = plan.fwd.flat < 0
-        loop = torch.zeros(S, dtype=em.dtype, device=dev).index_add_(
-            0, graph.src[is_loop], arc_w[is_loop])
-        wts = []
-        for p in (plan.fwd, plan.bwd):
-            nl = p.flat >= 0
-            wts.append(torch.zeros(p.Kp * p.O * p.I, dtype=em.dtype, device=dev).index_add_(
-                0, p.flat[nl], arc_w[nl]))
-        extra.update(plan=plan, loop=loop, wt_fwd=wts[0], wt_bwd=wts[1], arc_w=arc_w,
-                     is_loop=is_loop)
-        trans = _LazyBlockTrans(graph, wmax)
-        p = plan.fwd
+        p = _block_plan(graph).fwd
         BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
         _launch(_block_fwd_kernel, (B,),
-                (em, sh, lab, p.src, p.dst, wts[0], loop, init_w, final_w, lens, A, c, out,
-                 T, V, S, p.Kp),
+                (em, sh, wts.lab, p.src, p.dst, wts.wt_fwd, wts.loop, wts.init_w, wts.final_w,
+                 lens, A, c, out, T, V, S, p.Kp),
                 {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
-                ("block_fwd", p.I, p.O), _block_cands(BI, BO))
-    logsum, fin = out[:, 0], out[:, 1]
-    total = torch.log(fin) + logsum + consts + (lengths.to(em.dtype) - 1) * trans.wmax
-    ctx = TritonContext(kind, em, sh, lens, A, c, trans, final_w, extra)
-    return total, ctx, trans
+                ("block_fwd", p.I, p.O), block_configs(BI, BO), work)
+    total = (torch.log(out[:, 1]) + out[:, 0] + wts.const
+             + (lengths.to(em.dtype) - 1) * wts.wmax)
+    return total, TritonContext(kind, graph, wts, em, sh, lens, A, c), \
+        TritonTransitions(graph, kind, wts.wmax)
 
 
-class _LazyBlockTrans:
-    """What the backward needs of the block transitions; the torch ones only for arc grads."""
-
-    def __init__(self, graph: Graph, wmax: Tensor):
-        self.graph, self.wmax = graph, wmax
-
-    def torch_trans(self, dtype: torch.dtype) -> BlockTransitions:
-        return BlockTransitions(self.graph, self.graph.weights.detach(), dtype,
-                                block_layout(self.graph))
-
-
-def triton_backward(ctx: TritonContext, g: Tensor, trans, need_w: bool):
+def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, need_w: bool):
     """``(gamma [B, T, S] * g, arc_grad, init_grad, final_grad)`` as in scaled_backward."""
-    em, sh, lens, A, c = ctx.em, ctx.shift, ctx.lengths, ctx.A, ctx.c
+    em, sh, lens, A, c, wts = ctx.em, ctx.shift, ctx.lengths, ctx.A, ctx.c, ctx.wts
     B, T, V = em.shape
     S = A.shape[2]
     dev = em.device
     g = g.to(em.dtype).contiguous()
     lengths = lens.to(torch.int64)
-    valid = torch.arange(T, device=dev).unsqueeze(0) < lengths.unsqueeze(1)  # [B, T]
-    graph = trans.graph if ctx.kind == "block" else None
+    work = B * T * S
+    zero = torch.zeros((), dtype=em.dtype, device=dev)
+    if need_w or ctx.kind == "block":
+        valid = (torch.arange(T, device=dev).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
     if ctx.kind == "dense":
         gam = torch.zeros(B, T, S, dtype=em.dtype, device=dev)
         Y = torch.zeros(B, T, S, dtype=em.dtype, device=dev) if need_w else gam
-        BS = ctx.extra["BS"]
+        BS = _next_pow2(S)
         _launch(_dense_bwd_kernel, (B,),
-                (em, sh, ctx.extra["lab"], trans.W.contiguous(), ctx.final_w, lens, A, c, g,
-                 gam, Y, T, V, S),
+                (em, sh, wts.lab, wts.W, wts.final_w, lens, A, c, g, gam, Y, T, V, S),
                 {"BS": BS, "NEED_Y": bool(need_w)}, ("dense_bwd", BS, bool(need_w)),
-                _dense_cands(BS))
-        X = torch.where(valid.unsqueeze(-1), A, torch.zeros((), dtype=A.dtype, device=dev))
-        tt = trans
+                dense_configs(BS), work)
+        if need_w:
+            X = torch.where(valid, A, zero)
     else:
-        plan: _BlockPlan = ctx.extra["plan"]
-        p = plan.bwd
-        Vb = torch.empty(B, T, S, dtype=em.dtype, device=dev)
-        G = torch.empty(B, T, S, dtype=em.dtype, device=dev)
+        p = _block_plan(ctx.graph).bwd
+        VT = T if need_w else 2
+        Vb = torch.empty(B, VT, S, dtype=em.dtype, device=dev)
+        gam = torch.empty(B, T, S, dtype=em.dtype, device=dev)
         sab = torch.ones(B, T, dtype=em.dtype, device=dev)
         BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
         _launch(_block_bwd_kernel, (B,),
-                (em, sh, ctx.extra["lab"], p.src, p.dst,
-                 ctx.extra["wt_bwd"], ctx.extra["loop"], ctx.final_w, lens, A, c, Vb, G, sab,
-                 T, V, S, p.Kp),
+                (em, sh, wts.lab, p.src, p.dst, wts.wt_bwd, wts.loop, wts.final_w, lens, A, c,
+                 Vb, gam, sab, T, V, S, p.Kp, VT),
                 {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
-                ("block_bwd", p.I, p.O), _block_cands(BI, BO))
-        sab = torch.where(valid & (sab > 0), sab, torch.ones_like(sab))
-        scale = torch.where(valid, g.unsqueeze(1) / sab, torch.zeros_like(sab))
-        zero = torch.zeros((), dtype=em.dtype, device=dev)
-        gam = torch.where(valid.unsqueeze(-1), G * scale.unsqueeze(-1), zero)
+                ("block_bwd", p.I, p.O), block_configs(BI, BO), work)
+        ok = valid.squeeze(-1) & (sab > 0)
+        scale = torch.where(ok, g.unsqueeze(1) / torch.where(ok, sab, torch.ones_like(sab)),
+                            torch.zeros_like(sab))
+        gam.mul_(scale.unsqueeze(-1))  # the kernel zeroed the frames beyond each length
         if need_w:
-            Y = torch.where(valid.unsqueeze(-1), Vb * (scale / c).unsqueeze(-1), zero)
-            X = torch.where(valid.unsqueeze(-1), A / c.unsqueeze(-1), zero)
-            tt = trans.torch_trans(em.dtype)
+            Y = torch.where(valid, Vb * (scale / c).unsqueeze(-1), zero)
+            X = torch.where(valid, A / c.unsqueeze(-1), zero)
     arc_grad = init_grad = final_grad = None
     if need_w:
+        tt = trans.torch_trans(em.dtype)
         arc_grad = tt.arc_counts(X[:, :-1].reshape(-1, S), Y[:, 1:].reshape(-1, S))
         init_grad = gam[:, 0].sum(0)
         final_grad = gam[torch.arange(B, device=dev), lengths - 1].sum(0)
