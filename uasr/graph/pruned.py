@@ -76,27 +76,30 @@ def pruned_forward(emissions: Tensor, lengths: Tensor, graph: Graph, k: int):
     # a slot holding -inf points at the dummy state S (never at a real state: no duplicates)
     act[:, 0], la[:, 0], Ek[:, 0] = torch.where(torch.isfinite(v), i, S), v, e0.gather(1, i)
 
-    # Persistent recombination buffers; only touched entries are reset after each frame.
-    m = torch.full((B, S + 1), NEG_INF, dtype=dtype, device=dev)
-    ssum = torch.zeros((B, S + 1), dtype=dtype, device=dev)
-    first = torch.full((B, S + 1), k * O.D, dtype=torch.int64, device=dev)
+    # Per-state out-arc tables for this call: weights and successor labels.
+    out_w = w_pad[O.arc]  # [S + 1, D]
+    out_lab = lab_pad[O.dst]  # [S + 1, D]
+    # Recombination buffers. With include_self=False every entry that a frame reads was
+    # written in that frame, so the buffers never need resetting.
+    m = torch.empty((B, S + 1), dtype=dtype, device=dev)
+    ssum = torch.empty((B, S + 1), dtype=dtype, device=dev)
+    first = torch.empty((B, S + 1), dtype=torch.int64, device=dev)
     cand_pos = torch.arange(k * O.D, device=dev).expand(B, -1)
     for t in range(1, T):
         a_prev, l_prev = act[:, t - 1], la[:, t - 1]
-        cd = O.dst[a_prev].reshape(B, -1)  # [B, k*D]
-        cs = (l_prev.unsqueeze(-1) + w_pad[O.arc[a_prev]]).reshape(B, -1)
-        m.scatter_reduce_(1, cd, cs, reduce="amax", include_self=True)
+        flat = a_prev.reshape(-1)
+        cd = O.dst.index_select(0, flat).view(B, -1)  # [B, k*D] successor states
+        cs = (l_prev.unsqueeze(-1) + out_w.index_select(0, flat).view(B, k, -1)).view(B, -1)
+        m.scatter_reduce_(1, cd, cs, reduce="amax", include_self=False)
         mg = m.gather(1, cd)
         ex = torch.exp(cs - torch.where(torch.isfinite(mg), mg, torch.zeros_like(mg)))
-        ssum.scatter_add_(1, cd, ex)
-        first.scatter_reduce_(1, cd, cand_pos, reduce="amin", include_self=True)
-        lse = mg + torch.log(ssum.gather(1, cd))
+        ssum.scatter_reduce_(1, cd, ex, reduce="sum", include_self=False)
+        # one representative candidate per successor (any writer wins; all carry the same sum)
+        first.scatter_(1, cd, cand_pos)
         keep = (first.gather(1, cd) == cand_pos) & (cd < S) & torch.isfinite(mg)
-        et = emissions[:, t].gather(1, lab_pad[cd])
+        lse = mg + torch.log(ssum.gather(1, cd))
+        et = emissions[:, t].gather(1, out_lab.index_select(0, flat).view(B, -1))
         score = torch.where(keep, lse + et, torch.full_like(lse, NEG_INF))
-        m.scatter_(1, cd, NEG_INF)
-        ssum.scatter_(1, cd, 0.0)
-        first.scatter_(1, cd, k * O.D)
         v, j = torch.topk(score, k, dim=1)
         active = (t < lengths).unsqueeze(1)
         nxt = torch.where(torch.isfinite(v), cd.gather(1, j), S)
@@ -124,6 +127,7 @@ def pruned_backward(ctx: PrunedContext, total: Tensor, g: Tensor, lengths: Tenso
     arc_grad = torch.zeros(O.A + 1, dtype=dtype, device=dev) if need_weights else None
     init_grad = torch.zeros(S + 1, dtype=dtype, device=dev) if need_weights else None
     final_grad = torch.zeros(S + 1, dtype=dtype, device=dev) if need_weights else None
+    out_w = w_pad[O.arc]
     buf = torch.full((B, S + 1), NEG_INF, dtype=dtype, device=dev)
     beta = final[act[:, T - 1]]
     for t in range(T - 1, -1, -1):
@@ -141,9 +145,10 @@ def pruned_backward(ctx: PrunedContext, total: Tensor, g: Tensor, lengths: Tenso
             break
         buf.scatter_(1, act[:, t], beta + Ek[:, t])
         buf[:, S] = NEG_INF
-        a_prev = act[:, t - 1]
-        arcs = O.arc[a_prev]  # [B, k, D]
-        x = w_pad[arcs] + buf.gather(1, O.dst[a_prev].reshape(B, -1)).view_as(arcs).to(dtype)
+        flat = act[:, t - 1].reshape(-1)
+        arcs = O.arc.index_select(0, flat).view(B, k, -1)  # [B, k, D]
+        x = out_w.index_select(0, flat).view_as(arcs) \
+            + buf.gather(1, O.dst.index_select(0, flat).view(B, -1)).view_as(arcs)
         buf.scatter_(1, act[:, t], NEG_INF)
         if need_weights:
             xi = torch.exp(la[:, t - 1].unsqueeze(-1) + x - Z.unsqueeze(-1)) * gg.unsqueeze(-1)
