@@ -178,3 +178,24 @@ def test_loop_silence_outside_lm_history(arpa_file):
     got = float(total_score(em, torch.tensor([3]), graph)[0])
     assert math.isclose(got, want, rel_tol=1e-6)
     assert viterbi(em, torch.tensor([3]), graph).labels[0] == [1, 2]
+
+
+def test_table_acceptor_equals_arpa_expansion(arpa_file):
+    """The same LM as a dense (C+1)^(n-1) x C table gives the same totals as its ARPA."""
+    from uasr.graph import compose, table_acceptor
+    lm = read_arpa(arpa_file)
+    toks = ["a", "b"]
+    C = 2
+    hist = toks + ["<s>"]  # index C = <s>
+    logp = torch.tensor([[[lm.logprob(c, [hist[i], hist[j]]) for c in toks]
+                          for j in range(C + 1)] for i in range(C + 1)])
+    fin = torch.tensor([[lm.logprob("</s>", [hist[i], hist[j]]) for j in range(C + 1)]
+                        for i in range(C + 1)])
+    g_table = compose(table_acceptor(logp, fin), one_to_one())
+    g_arpa = ngram_graph(str(arpa_file), {"a": 0, "b": 1}, one_to_one())
+    em = torch.randn(3, 5, 2, dtype=torch.float64)
+    lengths = torch.tensor([5, 3, 1])
+    assert torch.allclose(total_score(em, lengths, g_table), total_score(em, lengths, g_arpa),
+                          rtol=1e-6)
+    with pytest.raises(ValueError, match="must have shape"):
+        table_acceptor(torch.zeros(2, 2))

@@ -134,24 +134,49 @@ def ngram_acceptor(
                     final=final.to(torch.float32), start=0)
 
 
-def table_acceptor(logp: Tensor, start_logp: Optional[Tensor] = None,
-                   final_logp: Optional[Tensor] = None) -> Acceptor:
-    """A bigram acceptor from a table: ``logp[a, c] = log p(c | a)`` over labels ``0..C-1``.
+def table_acceptor(logp: Tensor, final_logp: Optional[Tensor] = None) -> Acceptor:
+    """An n-gram acceptor from a dense table of log-probabilities over labels ``0..C-1``.
 
-    ``start_logp[c] = log p(c | <s>)`` (uniform when None); ``final_logp[a]`` is the final
-    weight of history ``a`` (0 when None). States: 0 = start, ``1 + a`` = last label ``a``.
+    ``logp`` has shape ``(C + 1,) * (n - 1) + (C,)``: ``logp[h_1, ..., h_{n-1}, c] =
+    log p(c | h)``, where history index ``C`` stands for ``<s>`` (so ``logp[C, ..., C, c]``
+    is the distribution of the first label). ``final_logp`` (shape ``(C + 1,) * (n - 1)``)
+    gives ``log p(</s> | h)``; 0 when None. States are the histories reachable from
+    ``(<s>, ..., <s>)``, so an order-n table yields the same graph as a full ARPA expansion.
     """
-    C = logp.shape[0]
-    if logp.shape != (C, C):
-        raise ValueError(f"table_acceptor: logp must be [C, C], got {tuple(logp.shape)}")
-    if start_logp is None:
-        start_logp = torch.full((C,), -math.log(C))
+    n = logp.dim()
+    C = logp.shape[-1]
+    if any(d != C + 1 for d in logp.shape[:-1]):
+        raise ValueError(f"table_acceptor: logp must have shape {(C + 1,) * (n - 1) + (C,)}, "
+                         f"got {tuple(logp.shape)}")
+    if final_logp is not None and tuple(final_logp.shape) != tuple(logp.shape[:-1]):
+        raise ValueError(f"table_acceptor: final_logp must have shape {tuple(logp.shape[:-1])}")
+    table = logp.detach().to(torch.float64).cpu()
+    start = (C,) * (n - 1)
+    index = {start: 0}
+    order = [start]
+    src, dst, lab, w = [], [], [], []
+    i = 0
+    while i < len(order):
+        h = order[i]
+        row = table[h].tolist() if h else table.tolist()
+        for c, lp in enumerate(row):
+            if lp == -math.inf:
+                continue
+            h2 = (h + (c,))[1:] if h else ()
+            j = index.get(h2)
+            if j is None:
+                j = index[h2] = len(order)
+                order.append(h2)
+            src.append(i)
+            dst.append(j)
+            lab.append(c)
+            w.append(lp)
+        i += 1
     if final_logp is None:
-        final_logp = torch.zeros(C)
-    a = torch.arange(C)
-    src = torch.cat([torch.zeros(C, dtype=torch.int64), (1 + a).repeat_interleave(C)])
-    dst = torch.cat([1 + a, (1 + a).repeat(C)])
-    label = torch.cat([a, a.repeat(C)])
-    weights = torch.cat([start_logp.float(), logp.reshape(-1).float()])
-    final = torch.cat([torch.tensor([-math.inf]), final_logp.float()])
-    return Acceptor(num_states=C + 1, src=src, dst=dst, label=label, weights=weights, final=final)
+        final = torch.zeros(len(order))
+    else:
+        fl = final_logp.detach().to(torch.float64).cpu()
+        final = torch.tensor([float(fl[h]) if h else float(fl) for h in order])
+    return Acceptor(num_states=len(order), src=torch.tensor(src, dtype=torch.int64),
+                    dst=torch.tensor(dst, dtype=torch.int64), label=torch.tensor(lab, dtype=torch.int64),
+                    weights=torch.tensor(w, dtype=torch.float32), final=final.to(torch.float32))

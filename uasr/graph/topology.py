@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
 from uasr.graph.acceptor import Acceptor, linear_acceptor, ngram_acceptor
 from uasr.graph.graph import Graph
-from uasr.lm.arpa import NgramLM
+from uasr.lm.arpa import NgramLM, read_arpa
 
 NEG_INF = -math.inf
 
@@ -178,7 +179,14 @@ def linear_graph(labels: Sequence[int], topology: Topology) -> Graph:
     return compose(linear_acceptor(labels), topology)
 
 
-def ngram_graph(lm: NgramLM, symbols, topology: Topology, *, expand: str = "full",
+def ngram_graph(lm: NgramLM | str | Path, symbols, topology: Topology, *, expand: str = "full",
                 use_eos: bool = True) -> Graph:
-    """LM x topology for an :class:`~uasr.lm.arpa.NgramLM` (see :func:`ngram_acceptor`)."""
+    """LM x topology for an :class:`~uasr.lm.arpa.NgramLM` or an ARPA file path.
+
+    ``symbols`` maps LM tokens to label ids (see :func:`ngram_acceptor` for ``expand`` and
+    ``use_eos``). For an LM given as a dense probability table use
+    ``compose(table_acceptor(logp), topology)``.
+    """
+    if isinstance(lm, (str, Path)):
+        lm = read_arpa(lm)
     return compose(ngram_acceptor(lm, symbols, expand=expand, use_eos=use_eos), topology)
