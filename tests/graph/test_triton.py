@@ -113,10 +113,10 @@ def test_dense_without_graph_grad():
 
 
 def test_block_irregular_graph(monkeypatch):
-    """Loop topology with silence: overlapping in-sets, sources in several blocks, and a
-    state nobody enters except at the start."""
-    C = 4
-    logp = torch.randn(C, C).log_softmax(-1)
+    """Trigram table with <s> histories x loop with silence: overlapping in-sets, sources in
+    several blocks, states nobody enters except at the start."""
+    C = 3
+    logp = torch.randn(C + 1, C + 1, C, generator=torch.Generator().manual_seed(0)).log_softmax(-1)
     acc = table_acceptor(logp)
     acc.label += 1  # labels 1..C; 0 is the silence
     graph = compose(acc, loop(0.4, silence=0, silence_prob=0.2))

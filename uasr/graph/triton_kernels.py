@@ -154,12 +154,12 @@ if HAVE_TRITON:
 
     @triton.jit
     def _block_fwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, init_ptr,
-                          fin_ptr, len_ptr, u_ptr, c_ptr, out_ptr, T, V, S, KP,
+                          fin_ptr, len_ptr, u_ptr, c_ptr, out_ptr, T, V, S, KN,
                           I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
                           KB: tl.constexpr, BSS: tl.constexpr):
         b = tl.program_id(0).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
-        NG = KP // KB  # KP is a multiple of every KB candidate
+        NG = (KN + KB - 1) // KB  # block arrays are padded to a multiple of every KB
         em_b = em_ptr + b * T * V
         sh_b = sh_ptr + b * T
         u_b = u_ptr + b * T * S
@@ -226,7 +226,7 @@ if HAVE_TRITON:
 
     @triton.jit
     def _block_bwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, fin_ptr,
-                          len_ptr, u_ptr, c_ptr, v_ptr, gr_ptr, sab_ptr, T, V, S, KP, VT,
+                          len_ptr, u_ptr, c_ptr, v_ptr, gr_ptr, sab_ptr, T, V, S, KN, VT,
                           I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
                           KB: tl.constexpr, BSS: tl.constexpr):
         # src/dst/wt describe the REVERSED graph: outputs are the original sources.
@@ -236,7 +236,7 @@ if HAVE_TRITON:
         # ring of 2 (frame t is read only while frame t-1 is produced).
         b = tl.program_id(0).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
-        NG = KP // KB  # KP is a multiple of every KB candidate
+        NG = (KN + KB - 1) // KB  # block arrays are padded to a multiple of every KB
         em_b = em_ptr + b * T * V
         sh_b = sh_ptr + b * T
         u_b = u_ptr + b * T * S
@@ -380,22 +380,38 @@ class _BlockPack:
     src: Tensor  # [Kp, I] int32, padding S
     dst: Tensor  # [Kp, O] int32, padding S
     flat: Tensor  # [A] int64 position of each arc in the [Kp, O, I] weight array, -1 = self-loop
-    Kp: int
+    Kp: int  # padded count (multiple of K_ALIGN); K real blocks
+    K: int
     I: int
     O: int
 
 
 def _pack_blocks(S: int, src: list[int], dst: list[int]) -> _BlockPack:
-    """Group the states by their (non-loop) in-set; states nobody enters get empty blocks."""
+    """Group the states by their (non-loop) in-set, as :class:`BlockLayout` does.
+
+    A self-loop normally stays on the diagonal (``loop``), but when the state plus its in-set
+    is another group's in-set (the n-gram "repeat" arc ``(b,b) -> (b,b)``), the state joins
+    that block and its loop becomes a block entry (else a trigram would split into twice the
+    blocks). States nobody enters get blocks with an empty input set (loop term only).
+    """
     in_sets: dict[int, set] = defaultdict(set)
+    looped = set()
     for a, b in zip(src, dst):
         if a != b:
             in_sets[b].add(a)
+        else:
+            looped.add(a)
+    key_of = {b: tuple(sorted(s)) for b, s in in_sets.items()}
+    existing = set(key_of.values())
+    for b in sorted(looped):
+        with_self = tuple(sorted(in_sets.get(b, set()) | {b}))
+        if with_self in existing and with_self != key_of.get(b):
+            key_of[b] = with_self
     groups: dict[tuple, list[int]] = defaultdict(list)
     for b in range(S):
-        if b in in_sets:
-            groups[tuple(sorted(in_sets[b]))].append(b)
-    rest = [b for b in range(S) if b not in in_sets]
+        if b in key_of:
+            groups[key_of[b]].append(b)
+    rest = [b for b in range(S) if b not in key_of]
     blocks: list[tuple[tuple, list[int]]] = []
     for key, outs in groups.items():
         for j in range(0, len(outs), BLOCK_OUT):
@@ -419,12 +435,14 @@ def _pack_blocks(S: int, src: list[int], dst: list[int]) -> _BlockPack:
             pos_out[d] = (k, o)
     flat = []
     for a, b in zip(src, dst):
-        if a == b:
+        k, o = pos_out[b]
+        i = pos_in.get((k, a))
+        if i is None:  # only a self-loop can be outside its state's block
+            assert a == b
             flat.append(-1)
         else:
-            k, o = pos_out[b]
-            flat.append((k * O + o) * I + pos_in[(k, a)])
-    return _BlockPack(src_idx, dst_idx, torch.tensor(flat, dtype=torch.int64), Kp, I, O)
+            flat.append((k * O + o) * I + i)
+    return _BlockPack(src_idx, dst_idx, torch.tensor(flat, dtype=torch.int64), Kp, len(blocks), I, O)
 
 
 @dataclass
@@ -485,7 +503,8 @@ class _Weights:
     wmax: Tensor
     W: Optional[Tensor] = None  # dense: [S, S]
     WT: Optional[Tensor] = None  # dense: W transposed, contiguous
-    loop: Optional[Tensor] = None  # block: self-loop shares [S]
+    loop_fwd: Optional[Tensor] = None  # block: shares of the self-loops outside blocks [S]
+    loop_bwd: Optional[Tensor] = None  # the same for the reversed graph's blocks
     wt_fwd: Optional[Tensor] = None  # block: [Kp*O*I] weights, forward layout
     wt_bwd: Optional[Tensor] = None  # block: same for the reversed graph
 
@@ -511,15 +530,15 @@ def _weights(graph: Graph, kind: str) -> _Weights:
     else:
         plan = _block_plan(graph)
         arc_w = torch.exp(w - wmax)
-        is_loop = plan.fwd.flat < 0
-        out.loop = torch.zeros(graph.num_states, dtype=dtype, device=w.device).index_add_(
-            0, graph.src[is_loop], arc_w[is_loop])
-        wts = []
+        wts, loops = [], []
         for p in (plan.fwd, plan.bwd):
             nl = p.flat >= 0
             wts.append(torch.zeros(p.Kp * p.O * p.I, dtype=dtype, device=w.device).index_add_(
                 0, p.flat[nl], arc_w[nl]))
+            loops.append(torch.zeros(graph.num_states, dtype=dtype, device=w.device).index_add_(
+                0, graph.src[~nl], arc_w[~nl]))
         out.wt_fwd, out.wt_bwd = wts
+        out.loop_fwd, out.loop_bwd = loops
     graph._cache[key] = (ver, out)
     return out
 
@@ -584,8 +603,8 @@ def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
         p = _block_plan(graph).fwd
         BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
         _launch(_block_fwd_kernel, (B,),
-                (em, sh, wts.lab, p.src, p.dst, wts.wt_fwd, wts.loop, wts.init_w, wts.final_w,
-                 lens, A, c, out, T, V, S, p.Kp),
+                (em, sh, wts.lab, p.src, p.dst, wts.wt_fwd, wts.loop_fwd, wts.init_w, wts.final_w,
+                 lens, A, c, out, T, V, S, p.K),
                 {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
                 ("block_fwd", p.I, p.O), block_configs(BI, BO), work)
     total = (torch.log(out[:, 1]) + out[:, 0] + wts.const
@@ -624,8 +643,8 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
         sab = torch.ones(B, T, dtype=em.dtype, device=dev)
         BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
         _launch(_block_bwd_kernel, (B,),
-                (em, sh, wts.lab, p.src, p.dst, wts.wt_bwd, wts.loop, wts.final_w, lens, A, c,
-                 Vb, gam, sab, T, V, S, p.Kp, VT),
+                (em, sh, wts.lab, p.src, p.dst, wts.wt_bwd, wts.loop_bwd, wts.final_w, lens, A, c,
+                 Vb, gam, sab, T, V, S, p.K, VT),
                 {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
                 ("block_bwd", p.I, p.O), block_configs(BI, BO), work)
         ok = valid.squeeze(-1) & (sab > 0)
