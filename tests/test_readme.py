@@ -1,0 +1,20 @@
+"""The README's engine example runs as written."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_engine_example_runs(tmp_path, monkeypatch):
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, "README has no python example"
+    (tmp_path / "phones.arpa").write_text(
+        "\\data\\\nngram 1=5\nngram 2=1\n\n\\1-grams:\n-0.5\t</s>\n-99\t<s>\t-0.1\n"
+        "-0.4\taa\t-0.2\n-0.3\tb\t-0.2\n-0.6\tk\n\n\\2-grams:\n-0.2\taa b\n\n\\end\\\n")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(blocks[0], str(README), "exec"), scope)
+    assert len(scope["hyps"]) == 8
+    assert scope["theta"].grad is not None
