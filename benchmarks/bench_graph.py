@@ -101,15 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", nargs="+",
                    default=["ctc", "bigram_loop", "trigram_loop", "fourgram_pruned"])
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads (0: torch's default); recorded in the JSON")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device visible")
     rows = []
     for B in args.batch:
         for T in args.frames:
             rows += run(args.device, B, T, args.rows, args.repeat)
-    result = {"device": device_name(args.device), "torch": torch.__version__, "rows": rows}
+    result = {"device": device_name(args.device), "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "rows": rows}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")

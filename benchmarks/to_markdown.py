@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 def table(result: dict) -> str:
-    lines = [f"Device: {result['device']}, torch {result['torch']}", "",
+    threads = f", {result['threads']} intra-op threads" if "threads" in result else ""
+    lines = [f"Device: {result['device']}, torch {result['torch']}{threads}", "",
              "| row | B | T | V | states | arcs | ours (ms) | F.ctc_loss (ms) | ratio |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
