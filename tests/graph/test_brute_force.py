@@ -72,3 +72,23 @@ def test_beam_never_above_exact_and_exact_at_full_width(seed, device):
         prev = pruned
     assert torch.allclose(total_score(em, lengths, graph, beam=S), exact, atol=1e-9)
     assert torch.allclose(total_score(em, lengths, graph, beam=10 * S), exact, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_beam_viterbi(seed, device):
+    """Pruned Viterbi: exact at full width, never above exact, its path scores what it says."""
+    S, V, T = 6, 4, 5
+    graph = random_graph(S, V, A=20, seed=seed)
+    em = torch.randn(2, T, V, generator=torch.Generator().manual_seed(seed),
+                     dtype=torch.float64).log_softmax(-1)
+    lengths = torch.tensor([T, 3])
+    exact = viterbi(em.to(device), lengths.to(device), graph.to(device))
+    full = viterbi(em.to(device), lengths.to(device), graph.to(device), beam=S)
+    assert torch.allclose(full.scores, exact.scores)
+    narrow = viterbi(em.to(device), lengths.to(device), graph.to(device), beam=2)
+    for b in range(2):
+        assert float(narrow.scores[b]) <= float(exact.scores[b]) + 1e-9
+        if narrow.states[b].numel():
+            scores = {p: s for s, p in path_scores(em[b], int(lengths[b]), graph, tropical=True)}
+            assert math.isclose(scores[tuple(narrow.states[b].tolist())],
+                                float(narrow.scores[b]), abs_tol=1e-9)

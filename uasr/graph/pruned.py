@@ -159,3 +159,52 @@ def pruned_backward(ctx: PrunedContext, total: Tensor, g: Tensor, lengths: Tenso
     if not need_weights:
         return grad_em, None, None, None
     return grad_em, arc_grad[:-1], init_grad[:-1], final_grad[:-1]
+
+
+def pruned_viterbi(emissions: Tensor, lengths: Tensor, graph: Graph, k: int):
+    """Tropical-semiring version of :func:`pruned_forward` with back-pointers.
+
+    Returns ``(scores [B], act [B, T, k], slot [B, T, k], arc [B, T, k], best_slot [B])``:
+    ``slot[b, t, i]`` is the frame ``t - 1`` slot that state ``act[b, t, i]`` came from, and
+    ``arc`` the arc taken.
+    """
+    B, T, V = emissions.shape
+    S = graph.num_states
+    dev, dtype = emissions.device, emissions.dtype
+    k = min(k, S)
+    O = out_arcs(graph)
+    w_pad = _padded(graph.weights.detach().to(dtype), NEG_INF)
+    lab_pad = torch.cat([graph.labels, graph.labels.new_zeros(1)])
+    out_w, out_lab = w_pad[O.arc], lab_pad[O.dst]
+    act = torch.empty(B, T, k, dtype=torch.int64, device=dev)
+    la = torch.empty(B, T, k, dtype=dtype, device=dev)
+    slot = torch.zeros(B, T, k, dtype=torch.int64, device=dev)
+    arc = torch.full((B, T, k), O.A, dtype=torch.int64, device=dev)
+    v, i = torch.topk(graph.init.detach().to(dtype) + emissions[:, 0, graph.labels], k, dim=1)
+    act[:, 0], la[:, 0] = torch.where(torch.isfinite(v), i, S), v
+    m = torch.empty((B, S + 1), dtype=dtype, device=dev)
+    first = torch.empty((B, S + 1), dtype=torch.int64, device=dev)
+    cand_pos = torch.arange(k * O.D, device=dev).expand(B, -1)
+    for t in range(1, T):
+        flat = act[:, t - 1].reshape(-1)
+        cd = O.dst.index_select(0, flat).view(B, -1)
+        cs = (la[:, t - 1].unsqueeze(-1) + out_w.index_select(0, flat).view(B, k, -1)).view(B, -1)
+        m.scatter_reduce_(1, cd, cs, reduce="amax", include_self=False)
+        mg = m.gather(1, cd)
+        best = (cs == mg) & torch.isfinite(cs) & (cd < S)
+        cd_best = torch.where(best, cd, S)
+        first.scatter_(1, cd_best, cand_pos)  # one argmax candidate per successor
+        keep = best & (first.gather(1, cd_best) == cand_pos)
+        score = torch.where(keep, mg + emissions[:, t].gather(
+            1, out_lab.index_select(0, flat).view(B, -1)), torch.full_like(mg, NEG_INF))
+        v, j = torch.topk(score, k, dim=1)
+        active = (t < lengths).unsqueeze(1)
+        act[:, t] = torch.where(active, torch.where(torch.isfinite(v), cd.gather(1, j), S),
+                                act[:, t - 1])
+        la[:, t] = torch.where(active, v, la[:, t - 1])
+        slot[:, t] = torch.where(active, j // O.D, torch.arange(k, device=dev))
+        arc[:, t] = torch.where(active, O.arc.index_select(0, flat).view(B, -1).gather(1, j), O.A)
+    rows = torch.arange(B, device=dev)
+    fin = la[rows, lengths - 1] + _padded(graph.final.detach().to(dtype), NEG_INF)[act[rows, lengths - 1]]
+    scores, best_slot = fin.max(dim=1)
+    return scores, act, slot, arc, best_slot

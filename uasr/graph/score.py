@@ -11,7 +11,7 @@ import torch
 
 from uasr.graph import forward_backward as fb
 from uasr.graph.graph import Graph
-from uasr.graph.pruned import pruned_backward, pruned_forward
+from uasr.graph.pruned import pruned_backward, pruned_forward, pruned_viterbi
 from uasr.graph.transitions import choose_backend, make_transitions
 
 Tensor = torch.Tensor
@@ -231,56 +231,96 @@ class ViterbiResult:
     labels: list[list[int]]
 
 
-def viterbi(emissions: Tensor, lengths: Tensor, graph: Graph) -> ViterbiResult:
-    """Best path (tropical semiring) through ``graph`` for every utterance."""
+def viterbi(emissions: Tensor, lengths: Tensor, graph: Graph, *,
+            beam: Optional[int] = None) -> ViterbiResult:
+    """Best path (tropical semiring) through ``graph`` for every utterance.
+
+    ``beam=k`` keeps the k best states per frame (for 4-gram-size graphs); the result is then
+    the best path among the kept ones (exact when k >= number of states).
+    """
     lengths = _check_inputs(emissions, lengths, graph)
+    if beam is not None and graph.is_batch:
+        raise ValueError("viterbi(beam=...) needs a shared graph")
     B, T, V = emissions.shape
     with torch.no_grad():
         em = _mask_padding(emissions.detach(), lengths)
-        layout = fb.LogLayout(graph, lengths)
-        E = layout.gather_emissions(em, graph.labels)
-        delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
-        last = delta[:, -1] + graph.final.detach().to(E.dtype)  # frozen after each length
-        if layout.packed:
-            owner = layout.owner
-            scores = torch.full((B,), -math.inf, dtype=E.dtype, device=E.device)
-            scores.scatter_reduce_(0, owner, last[0], reduce="amax", include_self=True)
+        if beam is not None:
+            scores, paths = _pruned_paths(em, lengths, graph, beam)
         else:
-            scores = last.max(dim=1).values
-        src = graph.src.tolist()
-        new_token = graph.new_token.tolist()
-        labels_all = graph.labels.tolist()
-        bp_cpu, last_cpu = bp.cpu(), last.cpu()
-        states, aligns, toks = [], [], []
-        for b in range(B):
-            n = int(lengths[b])
-            if not math.isfinite(float(scores[b])):
-                states.append(torch.empty(0, dtype=torch.int64))
-                aligns.append(torch.empty(0, dtype=torch.int64))
-                toks.append([])
+            scores, paths = _exact_paths(em, lengths, graph)
+    src = graph.src.tolist()
+    new_token = graph.new_token.tolist()
+    labels_all = graph.labels.tolist()
+    states, aligns, toks = [], [], []
+    for b in range(B):
+        if paths[b] is None:
+            states.append(torch.empty(0, dtype=torch.int64))
+            aligns.append(torch.empty(0, dtype=torch.int64))
+            toks.append([])
+            continue
+        path, arcs = paths[b]
+        seq = []
+        for t, s in enumerate(path):
+            lab = labels_all[s]
+            if lab == graph.blank:
                 continue
-            if layout.packed:
-                lo, hi = int(graph.batch_offsets[b]), int(graph.batch_offsets[b + 1])
-                row, s = 0, lo + int(last_cpu[0, lo:hi].argmax())
-            else:
-                row, s = b, int(last_cpu[b].argmax())
-            path, arcs = [s], []
-            for t in range(n - 1, 0, -1):
-                a = int(bp_cpu[row, t, s])
-                arcs.append(a)
-                s = src[a]
-                path.append(s)
-            path.reverse()
-            arcs.reverse()
-            seq = []
-            for t, s in enumerate(path):
-                lab = labels_all[s]
-                if lab == graph.blank:
-                    continue
-                if t == 0 or new_token[arcs[t - 1]] or labels_all[path[t - 1]] == graph.blank:
-                    seq.append(lab)
-            st = torch.tensor(path, dtype=torch.int64)
-            states.append(st)
-            aligns.append(graph.labels.cpu()[st])
-            toks.append(seq)
+            if t == 0 or new_token[arcs[t - 1]] or labels_all[path[t - 1]] == graph.blank:
+                seq.append(lab)
+        st = torch.tensor(path, dtype=torch.int64)
+        states.append(st)
+        aligns.append(graph.labels.cpu()[st])
+        toks.append(seq)
     return ViterbiResult(scores.to(emissions.dtype), states, aligns, toks)
+
+
+def _exact_paths(em: Tensor, lengths: Tensor, graph: Graph):
+    """Per utterance ``(states, arcs)`` of the best path (None where there is none)."""
+    B = em.shape[0]
+    layout = fb.LogLayout(graph, lengths)
+    E = layout.gather_emissions(em, graph.labels)
+    delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
+    last = delta[:, -1] + graph.final.detach().to(E.dtype)  # frozen after each length
+    if layout.packed:
+        scores = torch.full((B,), -math.inf, dtype=E.dtype, device=E.device)
+        scores.scatter_reduce_(0, layout.owner, last[0], reduce="amax", include_self=True)
+    else:
+        scores = last.max(dim=1).values
+    src = graph.src.tolist()
+    bp_cpu, last_cpu = bp.cpu(), last.cpu()
+    paths = []
+    for b in range(B):
+        if not math.isfinite(float(scores[b])):
+            paths.append(None)
+            continue
+        if layout.packed:
+            lo, hi = int(graph.batch_offsets[b]), int(graph.batch_offsets[b + 1])
+            row, s = 0, lo + int(last_cpu[0, lo:hi].argmax())
+        else:
+            row, s = b, int(last_cpu[b].argmax())
+        path, arcs = [s], []
+        for t in range(int(lengths[b]) - 1, 0, -1):
+            a = int(bp_cpu[row, t, s])
+            arcs.append(a)
+            s = src[a]
+            path.append(s)
+        paths.append((path[::-1], arcs[::-1]))
+    return scores, paths
+
+
+def _pruned_paths(em: Tensor, lengths: Tensor, graph: Graph, beam: int):
+    scores, act, slot, arc, best = pruned_viterbi(em, lengths, graph, beam)
+    act, slot, arc, best = act.cpu(), slot.cpu(), arc.cpu(), best.cpu()
+    paths = []
+    for b in range(em.shape[0]):
+        if not math.isfinite(float(scores[b])):
+            paths.append(None)
+            continue
+        i = int(best[b])
+        path, arcs = [], []
+        for t in range(int(lengths[b]) - 1, -1, -1):
+            path.append(int(act[b, t, i]))
+            if t > 0:
+                arcs.append(int(arc[b, t, i]))
+                i = int(slot[b, t, i])
+        paths.append((path[::-1], arcs[::-1]))
+    return scores, paths
