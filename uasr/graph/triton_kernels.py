@@ -90,7 +90,7 @@ if HAVE_TRITON:
         tl.store(c_b, c)
         logsum = sh + tl.log(c)
         # software prefetch: frame t+1's emissions are loaded while frame t is computed
-        tn = tl.minimum(1, T - 1)
+        tn = tl.minimum(L * 0 + 1, T - 1)  # (a tensor even if T is specialised to 1)
         sh_n = tl.load(sh_b + tn)
         e_n = tl.load(em_b + tn * V + lab, mask=rm, other=float("-inf"))
         for t in range(1, L):
@@ -354,9 +354,11 @@ def dense_configs(BS: int) -> list[dict]:
     """Launch options for the dense kernels, the default first."""
     if _interpreting():
         return [{"num_warps": 4}]
-    # W takes BS*BS/(32*num_warps) registers per thread: keep it <= 128
+    # W takes BS*BS/(32*num_warps) registers per thread: keep it <= 128. num_stages=1: no
+    # software pipelining (the frame loop is a recurrence; the code prefetches by hand).
     warps = [w for w in (4, 2, 1, 8, 16) if BS * BS // (32 * w) <= 128 and w <= max(4, BS // 16)]
-    return [{"num_warps": w} for w in warps]
+    out = [{"num_warps": w, "num_stages": 1} for w in warps]
+    return out + [{"num_warps": warps[0], "num_stages": 3}]
 
 
 def block_configs(BI: int, BO: int) -> list[dict]:
@@ -367,9 +369,12 @@ def block_configs(BI: int, BO: int) -> list[dict]:
     """
     if _interpreting():  # fewest interpreted steps: the interpreter's cost is per op
         return [{"KB": K_ALIGN, "num_warps": 4}]
-    out = [{"KB": kb, "num_warps": nw} for kb, nw in ((4, 8), (2, 4), (8, 16), (8, 32), (16, 32))
+    # num_stages=1: plain loads (a pipelined copy of big tiles may not fit shared memory);
+    # the two num_stages=2 variants let Triton's pipeliner prefetch the next group's weights.
+    opts = ((4, 8, 1), (2, 4, 1), (8, 16, 1), (8, 32, 1), (16, 32, 1), (2, 8, 2), (4, 16, 2))
+    out = [{"KB": kb, "num_warps": nw, "num_stages": ns} for kb, nw, ns in opts
            if kb * BI * BO // (32 * nw) <= 64]
-    return out or [{"KB": 2, "num_warps": 16}]
+    return out or [{"KB": 2, "num_warps": 16, "num_stages": 1}]
 
 
 # ============================================================================ graph packing
