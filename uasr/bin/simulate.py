@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         if not a.exp_dir.is_dir():
             raise SystemExit(f"uasr simulate report: {a.exp_dir} does not exist; run the other "
                              f"steps first (./run.sh --recipe simulation)")
-        write_report(a.exp_dir, a.out_dir)
+        try:
+            write_report(a.exp_dir, a.out_dir)
+        except FileNotFoundError as e:
+            raise SystemExit(f"uasr simulate report: {e}") from None
         print(f"wrote {a.out_dir}/RESULTS.md, results.json and figures/")
         return 0
     a.exp_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out} exists, skipping (--force redoes it)")
         return 0
     t0 = time.time()
-    res = STEPS[a.step](a, argv)
+    try:
+        res = STEPS[a.step](a, argv)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # bad input: one line, no trace
+        raise SystemExit(f"uasr simulate {a.step}: {e}") from None
     res["command"] = _cmd(argv)
     res["seconds"] = round(time.time() - t0, 1)
     _write_json(out, res)
