@@ -58,13 +58,23 @@ def _padded(x: Tensor, fill: float) -> Tensor:
     return torch.cat([x, x.new_full((1,), fill)])
 
 
-def pruned_forward(emissions: Tensor, lengths: Tensor, graph: Graph, k: int):
+def _weights(graph: Graph, weights, init, final):
+    """The graph's log-weights unless overridden (CUDA-graph capture passes static copies)."""
+    return (graph.weights if weights is None else weights).detach(), \
+        (graph.init if init is None else init).detach(), \
+        (graph.final if final is None else final).detach()
+
+
+def pruned_forward(emissions: Tensor, lengths: Tensor, graph: Graph, k: int,
+                   weights: Tensor | None = None, init: Tensor | None = None,
+                   final: Tensor | None = None):
+    weights, init, final = _weights(graph, weights, init, final)
     B, T, V = emissions.shape
     S = graph.num_states
     dev, dtype = emissions.device, emissions.dtype
     k = min(k, S)
     O = out_arcs(graph)
-    w_pad = _padded(graph.weights.detach().to(dtype), NEG_INF)  # arc A = padding
+    w_pad = _padded(weights.to(dtype), NEG_INF)  # arc A = padding
     lab_pad = torch.cat([graph.labels, graph.labels.new_zeros(1)])
     rows = torch.arange(B, device=dev).unsqueeze(1)
 
@@ -72,7 +82,7 @@ def pruned_forward(emissions: Tensor, lengths: Tensor, graph: Graph, k: int):
     la = torch.empty(B, T, k, dtype=dtype, device=dev)
     Ek = torch.empty(B, T, k, dtype=dtype, device=dev)
     e0 = emissions[:, 0, graph.labels]
-    v, i = torch.topk(graph.init.detach().to(dtype) + e0, k, dim=1)
+    v, i = torch.topk(init.to(dtype) + e0, k, dim=1)
     # a slot holding -inf points at the dummy state S (never at a real state: no duplicates)
     act[:, 0], la[:, 0], Ek[:, 0] = torch.where(torch.isfinite(v), i, S), v, e0.gather(1, i)
 
@@ -107,20 +117,22 @@ def pruned_forward(emissions: Tensor, lengths: Tensor, graph: Graph, k: int):
         la[:, t] = torch.where(active, v, l_prev)
         Ek[:, t] = torch.where(active, et.gather(1, j), Ek[:, t - 1])
     last = rows.squeeze(1), lengths - 1
-    fin = la[last] + _padded(graph.final.detach().to(dtype), NEG_INF)[act[last]]
+    fin = la[last] + _padded(final.to(dtype), NEG_INF)[act[last]]
     total = torch.logsumexp(fin, dim=1)
     return total, PrunedContext(act, la, Ek)
 
 
 def pruned_backward(ctx: PrunedContext, total: Tensor, g: Tensor, lengths: Tensor, graph: Graph,
-                    V: int, need_weights: bool):
+                    V: int, need_weights: bool, weights: Tensor | None = None,
+                    final: Tensor | None = None):
     """Returns ``(grad_emissions [B, T, V], arc_grad, init_grad, final_grad)``."""
+    weights, _, final = _weights(graph, weights, graph.init, final)
     act, la, Ek = ctx.act, ctx.la, ctx.Ek
     B, T, k = act.shape
     S, dev, dtype = graph.num_states, act.device, la.dtype
     O = out_arcs(graph)
-    w_pad = _padded(graph.weights.detach().to(dtype), NEG_INF)
-    final = _padded(graph.final.detach().to(dtype), NEG_INF)
+    w_pad = _padded(weights.to(dtype), NEG_INF)
+    final = _padded(final.to(dtype), NEG_INF)
     lab = torch.cat([graph.labels, graph.labels.new_zeros(1)])
     Z, gg = total.unsqueeze(1), g.unsqueeze(1)
     grad_em = torch.zeros(B, T, V, dtype=dtype, device=dev)
@@ -137,8 +149,10 @@ def pruned_backward(ctx: PrunedContext, total: Tensor, g: Tensor, lengths: Tenso
         post = torch.where(active, torch.exp(la[:, t] + beta - Z) * gg, torch.zeros_like(beta))
         grad_em[:, t].scatter_add_(1, lab[act[:, t]], post)
         if need_weights:
-            final_grad.index_add_(0, act[:, t][starts.expand(-1, k)],
-                                  post[starts.expand(-1, k)])
+            # (no boolean-mask indexing: keeps the loop free of host syncs, so it can be
+            # captured as a CUDA graph)
+            final_grad.index_add_(0, act[:, t].reshape(-1),
+                                  torch.where(starts, post, torch.zeros_like(post)).reshape(-1))
             if t == 0:
                 init_grad.index_add_(0, act[:, 0].reshape(-1), post.reshape(-1))
         if t == 0:

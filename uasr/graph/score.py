@@ -9,6 +9,7 @@ from typing import Optional
 
 import torch
 
+from uasr.graph import cuda_graphs
 from uasr.graph import forward_backward as fb
 from uasr.graph.graph import Graph
 from uasr.graph.pruned import pruned_backward, pruned_forward, pruned_viterbi
@@ -60,7 +61,13 @@ class _TotalScore(torch.autograd.Function):
         em = _mask_padding(emissions.detach(), lengths)
         state = {"backend": backend}
         if beam is not None:
-            total, pctx = pruned_forward(em, lengths, graph, beam)
+            if cuda_graphs.enabled(em):
+                key = ("pruned_fwd", tuple(em.shape), em.dtype, beam)
+                total, pctx = cuda_graphs.run_captured(
+                    graph._cache, key, lambda e, n, w, i, f: pruned_forward(e, n, graph, beam, w, i, f),
+                    (em, lengths, weights, init, final))
+            else:
+                total, pctx = pruned_forward(em, lengths, graph, beam)
             state["pruned"] = pctx
         elif backend in ("dense", "block", "triton"):
             if backend == "triton":
@@ -114,7 +121,16 @@ class _TotalScore(torch.autograd.Function):
         B = total.numel()
         grads_w = [None, None, None]
         if "pruned" in state:
-            grad_em, *gw = pruned_backward(state["pruned"], Zs, g, lengths, graph, V, need_w)
+            pctx = state["pruned"]
+            if cuda_graphs.enabled(Zs):
+                key = ("pruned_bwd", tuple(pctx.act.shape), Zs.dtype, V, need_w)
+                grad_em, *gw = cuda_graphs.run_captured(
+                    graph._cache, key,
+                    lambda act, la, Ek, z, gg, n, w, f: pruned_backward(
+                        type(pctx)(act, la, Ek), z, gg, n, graph, V, need_w, w, f),
+                    (pctx.act, pctx.la, pctx.Ek, Zs, g, lengths, graph.weights, graph.final))
+            else:
+                grad_em, *gw = pruned_backward(pctx, Zs, g, lengths, graph, V, need_w)
             grads_w = gw
         else:
             grad_em = None
