@@ -25,11 +25,13 @@ fi
 stage=0
 stop_stage=100
 force=false
+prepare_only=false
+prepare_stop_stage=""
 stage_names=()
 # shellcheck disable=SC1090
 source "recipes/$recipe/recipe.sh"
 
-help_message="Usage: $0 [--recipe NAME] [--stage N] [--stop-stage M] [--force true] [options]
+help_message="Usage: $0 [--recipe NAME] [--stage N] [--stop-stage M] [--force true] [--prepare-only true] [options]
 Recipe '$recipe' stages:
 $(for n in "${!stage_names[@]}"; do echo "  $n  ${stage_names[$n]}"; done)"
 source local/parse_options.sh
@@ -40,9 +42,14 @@ if [ ${#stage_names[@]} -eq 0 ]; then
 fi
 last=$(( ${#stage_names[@]} - 1 ))
 [ "$stop_stage" -eq 100 ] && stop_stage=$last
+if [ "$prepare_only" = true ]; then
+  [ -n "$prepare_stop_stage" ] || die "recipe '$recipe' sets no prepare_stop_stage (no separate data stages)"
+  [ "$stop_stage" -gt "$prepare_stop_stage" ] && stop_stage=$prepare_stop_stage
+fi
+have=$(for n in "${!stage_names[@]}"; do printf '%s ' "$n"; done)
+[ "$stage" -le "$stop_stage" ] || die "--stage $stage is after --stop-stage $stop_stage (recipe '$recipe' has stages ${have% })"
 for ((s = stage; s <= stop_stage; s++)); do
   if [ -z "${stage_names[$s]:-}" ] || ! declare -F "stage_$s" >/dev/null; then
-    have=$(for n in "${!stage_names[@]}"; do printf '%s ' "$n"; done)
     die "recipe '$recipe' has no stage $s (its stages: ${have% }). Use --stage/--stop-stage within that range."
   fi
 done

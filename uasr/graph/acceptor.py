@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Hashable, Iterable, Mapping, Optional, Sequence
 
 import torch
 
@@ -64,6 +64,34 @@ def linear_acceptor(labels: Sequence[int]) -> Acceptor:
                     weights=torch.zeros(n), final=final)
 
 
+def _history_acceptor(start: Hashable,
+                      arcs: Callable[[Hashable], Iterable[tuple[int, float, Hashable]]],
+                      final: Callable[[Hashable], float]) -> Acceptor:
+    """Breadth-first expansion of LM histories: ``arcs(h)`` yields ``(label, logp, next)``."""
+    index: dict = {start: 0}
+    order = [start]
+    src, dst, lab, w = [], [], [], []
+    i = 0
+    while i < len(order):
+        for label, lp, h2 in arcs(order[i]):
+            if lp == -math.inf:
+                continue
+            j = index.get(h2)
+            if j is None:
+                j = index[h2] = len(order)
+                order.append(h2)
+            src.append(i)
+            dst.append(j)
+            lab.append(label)
+            w.append(lp)
+        i += 1
+    return Acceptor(num_states=len(order), src=torch.tensor(src, dtype=torch.int64),
+                    dst=torch.tensor(dst, dtype=torch.int64),
+                    label=torch.tensor(lab, dtype=torch.int64),
+                    weights=torch.tensor(w, dtype=torch.float32),
+                    final=torch.tensor([final(h) for h in order], dtype=torch.float32))
+
+
 def ngram_acceptor(
     lm: NgramLM,
     symbols: Mapping[str, int] | Sequence[str],
@@ -108,30 +136,9 @@ def ngram_acceptor(
             new = new[1:]
         return new
 
-    index: dict[tuple[str, ...], int] = {start: 0}
-    order = [start]
-    src, dst, lab, w = [], [], [], []
-    i = 0
-    while i < len(order):
-        h = order[i]
-        for tok in tokens:
-            lp = lm.logprob(tok, h)
-            if lp == -math.inf:
-                continue
-            h2 = next_state(h, tok)
-            j = index.get(h2)
-            if j is None:
-                j = index[h2] = len(order)
-                order.append(h2)
-            src.append(i)
-            dst.append(j)
-            lab.append(sym[tok])
-            w.append(lp)
-        i += 1
-    final = torch.tensor([lm.logprob("</s>", h) if use_eos else 0.0 for h in order])
-    return Acceptor(num_states=len(order), src=torch.tensor(src), dst=torch.tensor(dst),
-                    label=torch.tensor(lab), weights=torch.tensor(w, dtype=torch.float32),
-                    final=final.to(torch.float32), start=0)
+    return _history_acceptor(
+        start, lambda h: ((sym[t], lm.logprob(t, h), next_state(h, t)) for t in tokens),
+        lambda h: lm.logprob("</s>", h) if use_eos else 0.0)
 
 
 def table_acceptor(logp: Tensor, final_logp: Optional[Tensor] = None) -> Acceptor:
@@ -151,32 +158,11 @@ def table_acceptor(logp: Tensor, final_logp: Optional[Tensor] = None) -> Accepto
     if final_logp is not None and tuple(final_logp.shape) != tuple(logp.shape[:-1]):
         raise ValueError(f"table_acceptor: final_logp must have shape {tuple(logp.shape[:-1])}")
     table = logp.detach().to(torch.float64).cpu()
-    start = (C,) * (n - 1)
-    index = {start: 0}
-    order = [start]
-    src, dst, lab, w = [], [], [], []
-    i = 0
-    while i < len(order):
-        h = order[i]
+    fl = None if final_logp is None else final_logp.detach().to(torch.float64).cpu()
+
+    def arcs(h: tuple[int, ...]):
         row = table[h].tolist() if h else table.tolist()
-        for c, lp in enumerate(row):
-            if lp == -math.inf:
-                continue
-            h2 = (h + (c,))[1:] if h else ()
-            j = index.get(h2)
-            if j is None:
-                j = index[h2] = len(order)
-                order.append(h2)
-            src.append(i)
-            dst.append(j)
-            lab.append(c)
-            w.append(lp)
-        i += 1
-    if final_logp is None:
-        final = torch.zeros(len(order))
-    else:
-        fl = final_logp.detach().to(torch.float64).cpu()
-        final = torch.tensor([float(fl[h]) if h else float(fl) for h in order])
-    return Acceptor(num_states=len(order), src=torch.tensor(src, dtype=torch.int64),
-                    dst=torch.tensor(dst, dtype=torch.int64), label=torch.tensor(lab, dtype=torch.int64),
-                    weights=torch.tensor(w, dtype=torch.float32), final=final.to(torch.float32))
+        return ((c, lp, (h + (c,))[1:] if h else ()) for c, lp in enumerate(row))
+
+    return _history_acceptor((C,) * (n - 1), arcs,
+                             lambda h: 0.0 if fl is None else float(fl[h] if h else fl))

@@ -1,0 +1,37 @@
+"""run.sh / prepare.sh: option parsing and clear errors (no stage is executed here)."""
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "run.sh"), *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_unknown_recipe_lists_known_ones():
+    res = _run("--recipe", "nope")
+    assert res.returncode == 1
+    assert "unknown recipe 'nope'" in res.stderr and "synth" in res.stderr
+
+
+def test_missing_stage_is_named():
+    res = _run("--recipe", "simulation", "--stage", "0", "--stop-stage", "99")
+    assert res.returncode == 1 and "has no stage" in res.stderr
+    res = _run("--recipe", "simulation", "--stage", "7")
+    assert res.returncode == 1 and "is after --stop-stage" in res.stderr
+
+
+def test_unknown_option_and_help():
+    res = _run("--no-such-option", "1")
+    assert res.returncode == 1 and "unknown option --no-such-option" in res.stderr
+    res = _run("--recipe=simulation", "--help")
+    assert res.returncode == 0 and "stages:" in res.stderr
+
+
+def test_prepare_needs_data_stages():
+    res = subprocess.run([str(ROOT / "prepare.sh"), "--recipe", "simulation"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "prepare_stop_stage" in res.stderr
