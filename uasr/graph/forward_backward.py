@@ -162,7 +162,7 @@ class LogLayout:
 
     def gather_emissions(self, emissions: Tensor, labels: Tensor) -> Tensor:
         if self.packed:
-            return emissions[self.owner, :, labels].T.unsqueeze(0)  # [1, T, S]
+            return emissions[self.owner, :, labels].T.contiguous().unsqueeze(0)  # [1, T, S]
         return emissions[:, :, labels]  # [B, T, S]
 
     def totals(self, x: Tensor, B: int) -> Tensor:

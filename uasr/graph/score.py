@@ -168,7 +168,6 @@ class _TotalScore(torch.autograd.Function):
                     grad_em.index_add_(0, rows, g_log)
                 if need_w:
                     grads_w = gw if grads_w[0] is None else [a + b for a, b in zip(grads_w, gw)]
-        grad_em = grad_em.to(ctx.state.get("dtype", grad_em.dtype))
         out_w = [gw if (gw is not None and need) else None
                  for gw, need in zip(grads_w, ctx.needs_input_grad[1:4])]
         return (grad_em, *out_w, None, None, None, None, None)
