@@ -59,3 +59,13 @@ def test_text_format_and_errors():
         Graph.from_k2_str("0 1 3 0.0\n1\n")
     with pytest.raises(ValueError, match="line 1"):
         Graph.from_k2_str("0 1\n")
+
+
+def test_save_load_round_trip(tmp_path):
+    g = Graph.batch([random_graph(4, 3, A=7, seed=s) for s in range(2)])
+    g.save(tmp_path / "g.pt")
+    h = Graph.load(tmp_path / "g.pt")
+    for name in Graph._FIELDS:
+        assert torch.equal(getattr(g, name), getattr(h, name)), name
+    with pytest.raises(FileNotFoundError, match="no such graph file"):
+        Graph.load(tmp_path / "missing.pt")

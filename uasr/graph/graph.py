@@ -13,8 +13,10 @@ supervised linear graphs of different lengths) packed as a disjoint union.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import ClassVar, Optional, Sequence
 
 import torch
 
@@ -154,6 +156,27 @@ class Graph:
             blank=graphs[0].blank,
             batch_offsets=torch.tensor(offsets, dtype=torch.int64, device=graphs[0].device),
         )
+
+    # ------------------------------------------------------------------ files
+    _FIELDS: ClassVar[tuple[str, ...]] = ("labels", "src", "dst", "weights", "init", "final", "new_token", "batch_offsets")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the graph (tensors on the CPU) atomically with ``torch.save``."""
+        path = Path(path)
+        state = {k: getattr(self, k) for k in self._FIELDS}
+        state = {k: (v.detach().cpu() if v is not None else None) for k, v in state.items()}
+        state["blank"] = self.blank
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike, device: torch.device | str = "cpu") -> "Graph":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such graph file (write one with Graph.save)")
+        state = torch.load(path, map_location=device, weights_only=True)
+        return Graph(**state)
 
     # ------------------------------------------------------------------ k2 interop
     def to_k2_str(self) -> str:
