@@ -64,7 +64,7 @@ def fig_bound(r: dict, path: Path, N: int) -> None:
     ax[1].set(xscale="log", yscale="log", xlabel=r"bound $N^2\|P_C^+\|_1\delta$ (induced norm)",
               ylabel=r"$D_q$", title="every point below the line = bound holds")
     ax[1].legend(fontsize=8)
-    bins = np.linspace(-6, 0.5, 80)
+    bins = np.linspace(-8, 0.5, 86)
     for name in ("D_posterior", "D_joint", "D_position"):
         ratio = r[name][k] / B
         ax[2].hist(np.log10(ratio[ratio > 0]), bins=bins, histtype="step", label=name)
