@@ -72,9 +72,9 @@ if HAVE_TRITON:
         r = tl.arange(0, BS)
         k = tl.arange(0, BS)
         rm = r < S
-        # wt[s, s'] = W[s', s]: reducing along axis 1 keeps the sum inside a warp.
-        wt = tl.load(wt_ptr + r[:, None] * S + k[None, :], mask=rm[:, None] & (k < S)[None, :],
-                     other=0.0)
+        # wt[s, s'] = W[s', s], zero-padded to BS x BS in memory: an unmasked contiguous load
+        # gets 16-byte vectors along axis 1, so the axis-1 reduction stays inside a warp.
+        wt = tl.load(wt_ptr + r[:, None] * BS + k[None, :])
         lab = tl.load(lab_ptr + r, mask=rm, other=0)
         em_b = em_ptr + b * T * V
         sh_b = sh_ptr + b * T
@@ -119,8 +119,7 @@ if HAVE_TRITON:
         r = tl.arange(0, BS)
         k = tl.arange(0, BS)
         rm = r < S
-        w = tl.load(w_ptr + r[:, None] * S + k[None, :], mask=rm[:, None] & (k < S)[None, :],
-                    other=0.0)  # w[s', s] = W[s', s]
+        w = tl.load(w_ptr + r[:, None] * BS + k[None, :])  # W[s', s], padded as in the forward
         lab = tl.load(lab_ptr + r, mask=rm, other=0)
         em_b = em_ptr + b * T * V
         sh_b = sh_ptr + b * T
@@ -184,7 +183,9 @@ if HAVE_TRITON:
         kk = tl.arange(0, KB)
         oo = tl.arange(0, BO)
         ii = tl.arange(0, BI)
-        im = ii < I
+        # I is a multiple of 4; written this way the mask is provably constant over groups
+        # of 4, so the weight rows load as 16-byte vectors and the axis-2 sum stays in a warp
+        im = (ii // 4) < (I // 4)
         om = oo < O
         for t in range(1, L):
             sh = tl.load(sh_b + t)
@@ -268,7 +269,9 @@ if HAVE_TRITON:
         kk = tl.arange(0, KB)
         oo = tl.arange(0, BO)
         ii = tl.arange(0, BI)
-        im = ii < I
+        # I is a multiple of 4; written this way the mask is provably constant over groups
+        # of 4, so the weight rows load as 16-byte vectors and the axis-2 sum stays in a warp
+        im = (ii // 4) < (I // 4)
         om = oo < O
         for j in range(1, L):
             t = L - j  # consume frame t, produce frame t - 1
@@ -506,8 +509,8 @@ class _Weights:
     final_w: Tensor
     const: Tensor  # imax + fmax
     wmax: Tensor
-    W: Optional[Tensor] = None  # dense: [S, S]
-    WT: Optional[Tensor] = None  # dense: W transposed, contiguous
+    W: Optional[Tensor] = None  # dense: [BS, BS] zero-padded W
+    WT: Optional[Tensor] = None  # dense: the same for W transposed
     loop_fwd: Optional[Tensor] = None  # block: shares of the self-loops outside blocks [S]
     loop_bwd: Optional[Tensor] = None  # the same for the reversed graph's blocks
     wt_fwd: Optional[Tensor] = None  # block: [Kp*O*I] weights, forward layout
@@ -531,7 +534,12 @@ def _weights(graph: Graph, kind: str) -> _Weights:
                    final_w=torch.exp(final - fmax).contiguous(), const=imax + fmax, wmax=wmax)
     if kind == "dense":
         tr = DenseTransitions(graph, w, dtype)
-        out.W, out.WT = tr.W.contiguous(), tr.W.T.contiguous()
+        BS = _next_pow2(graph.num_states)
+        pad = torch.zeros(BS, BS, dtype=dtype, device=w.device)
+        out.W = pad.clone()
+        out.W[:graph.num_states, :graph.num_states] = tr.W
+        pad[:graph.num_states, :graph.num_states] = tr.W.T
+        out.WT = pad
     else:
         plan = _block_plan(graph)
         arc_w = torch.exp(w - wmax)
