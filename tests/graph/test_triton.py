@@ -181,3 +181,23 @@ def test_every_launch_config(monkeypatch):
     for cfg in tk.block_configs(tk._next_pow2(p.I, 4), tk._next_pow2(p.O, 4)):
         monkeypatch.setattr(tk, "FORCE_CONFIG", cfg)
         _compare(trigram, "block", B=4, T=9, V=6, seed=11)
+
+
+@pytest.mark.parametrize("kind", ["dense", "block"])
+def test_backward_by_label(monkeypatch, kind):
+    """``num_labels=V`` returns gamma summed per label (what score.py builds from gamma)."""
+    graph = ngram_loop_graph(3, num_phones=4).to(DEV).requires_grad_(True)
+    if kind == "block":
+        monkeypatch.setattr(tk, "_kind", lambda graph: "block")
+    em, lengths, coef = _batch(3, 6, 5, seed=14, pad_nan=False)
+    for t in range(em.shape[1]):
+        em[:, t][t >= lengths] = 0.0  # the padding that score.py zeroes
+    outs = []
+    for num_labels in (None, 5):
+        total, ctx, trans = tk.triton_forward(em, lengths, graph)
+        outs.append(tk.triton_backward(ctx, coef, trans, True, num_labels=num_labels))
+    gam = outs[0][0]
+    by_label = gam.new_zeros(*gam.shape[:2], 5).index_add_(2, graph.labels, gam)
+    assert torch.allclose(outs[1][0], by_label, rtol=1e-5, atol=1e-7)
+    for a, b in zip(outs[0][1:], outs[1][1:]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)

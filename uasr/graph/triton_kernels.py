@@ -626,14 +626,36 @@ def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
         TritonTransitions(graph, kind, wts.wmax)
 
 
-def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, need_w: bool):
-    """``(gamma [B, T, S] * g, arc_grad, init_grad, final_grad)`` as in scaled_backward."""
+def _label_sum(x: Tensor, labels: Tensor, V: int, scale: Optional[Tensor]) -> Tensor:
+    """``out[b, t, v] = scale[b, t] * sum_{s: labels[s] = v} x[b, t, s]`` as one matmul with
+    a one-hot matrix (an index_add over S would be one atomic per element). Forced to full
+    float32: TF32 (``set_float32_matmul_precision("high")``) would cost 3 digits."""
+    B, T, S = x.shape
+    onehot = torch.zeros(S, V, dtype=x.dtype, device=x.device)
+    onehot[torch.arange(S, device=x.device), labels] = 1.0
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        out = torch.mm(x.reshape(B * T, S), onehot).view(B, T, V)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+    return out if scale is None else out.mul_(scale.unsqueeze(-1))
+
+
+def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, need_w: bool,
+                    num_labels: Optional[int] = None):
+    """``(gamma [B, T, S] * g, arc_grad, init_grad, final_grad)`` as in scaled_backward.
+
+    With ``num_labels=V`` the first item is instead the gradient w.r.t. the emissions
+    ``[B, T, V]`` (gamma summed per label), which skips materialising gamma for block graphs.
+    """
     em, sh, lens, A, c, wts = ctx.em, ctx.shift, ctx.lengths, ctx.A, ctx.c, ctx.wts
     B, T, V = em.shape
     S = A.shape[2]
     dev = em.device
     g = g.to(em.dtype).contiguous()
     lengths = lens.to(torch.int64)
+    rows = torch.arange(B, device=dev)
     work = B * T * S
     zero = torch.zeros((), dtype=em.dtype, device=dev)
     if need_w or ctx.kind == "block":
@@ -646,24 +668,32 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
                 (em, sh, wts.lab, wts.W, wts.final_w, lens, A, c, g, gam, Y, T, V, S),
                 {"BS": BS, "NEED_Y": bool(need_w)}, ("dense_bwd", BS, bool(need_w)),
                 dense_configs(BS), work)
+        first = gam if num_labels is None else _label_sum(gam, ctx.graph.labels, num_labels, None)
+        gam0, gam_last = gam[:, 0], gam[rows, lengths - 1]
         if need_w:
             X = torch.where(valid, A, zero)
     else:
         p = _block_plan(ctx.graph).bwd
         VT = T if need_w else 2
         Vb = torch.empty(B, VT, S, dtype=em.dtype, device=dev)
-        gam = torch.empty(B, T, S, dtype=em.dtype, device=dev)
+        G = torch.empty(B, T, S, dtype=em.dtype, device=dev)
         sab = torch.ones(B, T, dtype=em.dtype, device=dev)
         BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
         _launch(_block_bwd_kernel, (B,),
                 (em, sh, wts.lab, p.src, p.dst, wts.wt_bwd, wts.loop_bwd, wts.final_w, lens, A, c,
-                 Vb, gam, sab, T, V, S, p.K, VT),
+                 Vb, G, sab, T, V, S, p.K, VT),
                 {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
                 ("block_bwd", p.I, p.O), block_configs(BI, BO), work)
         ok = valid.squeeze(-1) & (sab > 0)
         scale = torch.where(ok, g.unsqueeze(1) / torch.where(ok, sab, torch.ones_like(sab)),
-                            torch.zeros_like(sab))
-        gam.mul_(scale.unsqueeze(-1))  # the kernel zeroed the frames beyond each length
+                            torch.zeros_like(sab))  # gamma = G * scale (G is 0 past a length)
+        if num_labels is None:
+            first = G.mul_(scale.unsqueeze(-1))
+            gam0, gam_last = first[:, 0], first[rows, lengths - 1]
+        else:
+            first = _label_sum(G, ctx.graph.labels, num_labels, scale)
+            gam0 = G[:, 0] * scale[:, :1]
+            gam_last = G[rows, lengths - 1] * scale[rows, lengths - 1].unsqueeze(1)
         if need_w:
             Y = torch.where(valid, Vb * (scale / c).unsqueeze(-1), zero)
             X = torch.where(valid, A / c.unsqueeze(-1), zero)
@@ -671,6 +701,6 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
     if need_w:
         tt = trans.torch_trans(em.dtype)
         arc_grad = tt.arc_counts(X[:, :-1].reshape(-1, S), Y[:, 1:].reshape(-1, S))
-        init_grad = gam[:, 0].sum(0)
-        final_grad = gam[torch.arange(B, device=dev), lengths - 1].sum(0)
-    return gam, arc_grad, init_grad, final_grad
+        init_grad = gam0.sum(0)
+        final_grad = gam_last.sum(0)
+    return first, arc_grad, init_grad, final_grad
