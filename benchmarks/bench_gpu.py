@@ -130,6 +130,17 @@ def our_step(batch: Batch, graph: Graph, beam: Optional[int], backend: str, back
     return fn
 
 
+def core_step(batch: Batch, graph: Graph):
+    """The kernels alone (log_softmax + triton_forward + triton_backward(num_labels=V)),
+    without score.py's checks and syncs: what total_score costs if score.py asks the
+    backward for the per-label gradient directly."""
+    def fn():
+        x = batch.logits.log_softmax(-1)
+        total, ctx, trans = tk.triton_forward(x, batch.lengths, graph)
+        tk.triton_backward(ctx, -torch.ones_like(total), trans, False, num_labels=V)
+    return fn
+
+
 def check_triton(graph: Graph, ref_backend: str, device: str, B: int = 8, T: int = 200) -> dict:
     """Triton vs a torch backend on random lengths: totals and emission gradients."""
     gen = torch.Generator().manual_seed(7)
@@ -147,6 +158,10 @@ def check_triton(graph: Graph, ref_backend: str, device: str, B: int = 8, T: int
             "total_rel_err": float((t1 - t0).norm() / t0.norm()),
             "grad_rel_err": float((g1 - g0).norm() / g0.norm()),
             "finite": bool(torch.isfinite(t1).all() and torch.isfinite(g1).all())}
+
+
+def _f(x: Optional[float]) -> float:
+    return math.nan if x is None else x
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                    for B in args.batch))
     batches: dict[tuple[int, int], Batch] = {}
     ctc_ms: dict[tuple[int, int], tuple[float, dict]] = {}
-    header = f"{'name':<16}{'B':>5}{'T':>6}{'S':>7}{'A':>9}{'ms':>10}{'fwd_ms':>9}{'ctc_ms':>9}{'ratio':>8}"
+    header = (f"{'name':<16}{'B':>5}{'T':>6}{'S':>7}{'A':>9}{'ms':>10}{'fwd_ms':>9}{'core_ms':>9}"
+              f"{'ctc_ms':>9}{'ratio':>8}")
     print(header, flush=True)
     for _, T, B, name in plan:
         if time.perf_counter() - start > args.budget:
@@ -244,17 +260,19 @@ def main(argv: list[str] | None = None) -> int:
             ms = timed(our_step(batch, graph, beam, backend), dev,
                        max_reps=5 if slow else 15, budget_s=2.0 if slow else 1.0,
                        warmup=1 if slow else 2)
-            fwd = None
+            fwd = core = None
             if name in ("bigram_loop", "trigram_loop"):
                 fwd = timed(our_step(batch, graph, beam, backend, backward=False), dev)
+                if used == "triton":
+                    core = timed(core_step(batch, graph), dev)
             row = {"name": name, "B": B, "T": T, "V": V, "states": graph.num_states,
                    "arcs": graph.num_arcs, "ms": round(ms, 4), "ctc_ms": round(cms, 4),
                    "ratio": round(ms / cms, 3), "fwd_ms": None if fwd is None else round(fwd, 4),
+                   "core_ms": None if core is None else round(core, 4),
                    "backend": used, "ctc_info": cinfo}
             result["rows"].append(row)
             print(f"{name:<16}{B:>5}{T:>6}{graph.num_states:>7}{graph.num_arcs:>9}{ms:>10.3f}"
-                  f"{(fwd if fwd is not None else math.nan):>9.3f}{cms:>9.3f}{ms / cms:>8.2f}",
-                  flush=True)
+                  f"{_f(fwd):>9.3f}{_f(core):>9.3f}{cms:>9.3f}{ms / cms:>8.2f}", flush=True)
         except Exception as e:
             traceback.print_exc()
             result["rows"].append({"name": name, "B": B, "T": T, "V": V, "error": repr(e)[:300]})
@@ -271,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in r:
             print(f"{r['name']:<16}{r['B']:>5}{r['T']:>6}  ERROR {r['error'][:80]}")
             continue
-        fwd = r["fwd_ms"] if r["fwd_ms"] is not None else math.nan
         print(f"{r['name']:<16}{r['B']:>5}{r['T']:>6}{r['states']:>7}{r['arcs']:>9}"
-              f"{r['ms']:>10.3f}{fwd:>9.3f}{r['ctc_ms']:>9.3f}{r['ratio']:>8.2f}")
+              f"{r['ms']:>10.3f}{_f(r['fwd_ms']):>9.3f}{_f(r['core_ms']):>9.3f}"
+              f"{r['ctc_ms']:>9.3f}{r['ratio']:>8.2f}")
     for s in result["skipped"]:
         print(f"skipped {s}")
     print("tuned configs:", json.dumps(result["configs"]))
