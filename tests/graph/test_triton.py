@@ -201,3 +201,18 @@ def test_backward_by_label(monkeypatch, kind):
     assert torch.allclose(outs[1][0], by_label, rtol=1e-5, atol=1e-7)
     for a, b in zip(outs[0][1:], outs[1][1:]):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_new_weights_are_picked_up():
+    """Changing the graph's weights (in place or by a new tensor) changes the result."""
+    graph = ngram_loop_graph(2, num_phones=4).to(DEV)
+    em, lengths, _ = _batch(2, 5, 5, seed=15, pad_nan=False)
+    t0 = total_score(em, lengths, graph, backend="triton")
+    with torch.no_grad():
+        graph.weights.add_(0.1)  # in place
+    t1 = total_score(em, lengths, graph, backend="triton")
+    graph.weights = graph.weights.detach() + 0.1  # a new tensor
+    t2 = total_score(em, lengths, graph, backend="triton")
+    ref = total_score(em, lengths, graph, backend="dense")
+    assert torch.allclose(t2, ref, rtol=1e-5)
+    assert not torch.allclose(t0, t1) and not torch.allclose(t1, t2)

@@ -518,7 +518,11 @@ class _Weights:
 
 
 def _weights(graph: Graph, kind: str) -> _Weights:
-    ver = tuple((t.data_ptr(), t._version) for t in (graph.weights, graph.init, graph.final))
+    # Valid while the same memory holds the same values: the entry keeps (detached views
+    # of) the tensors alive, so their addresses cannot be reused by new weight tensors, and
+    # in-place updates bump the shared version counter.
+    srcs = (graph.weights, graph.init, graph.final)
+    ver = tuple((t.data_ptr(), t._version, tuple(t.shape), t.stride()) for t in srcs)
     key = ("triton_weights", kind)
     hit = graph._cache.get(key)
     if hit is not None and hit[0] == ver:
@@ -552,7 +556,7 @@ def _weights(graph: Graph, kind: str) -> _Weights:
                 0, graph.src[~nl], arc_w[~nl]))
         out.wt_fwd, out.wt_bwd = wts
         out.loop_fwd, out.loop_bwd = loops
-    graph._cache[key] = (ver, out)
+    graph._cache[key] = (ver, out, tuple(t.detach() for t in srcs))
     return out
 
 
