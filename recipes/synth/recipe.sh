@@ -2,18 +2,58 @@
 # text), segment-level unsupervised training, decoding and the PER ladder (DESIGN.md §4).
 #
 #   ./run.sh --stage 0 --stop-stage 5 [--size tiny|default|large] [--seed 1] [--nj 2] [--force true]
+#
+# Data under recipes/synth/data/<what>_<size>, systems under recipes/synth/exp/<size>/<system>.
 size=tiny
 seed=1
 nj=2
 voices=kal16,awb,rms,slt
+feature=fbank
 num_units=0          # k-means units over segments (0 = by size: tiny 64, else 128)
-lm_order=3
+lm_order=3           # the LM prior of training and decoding (restarts use a bigram)
+num_restarts=0       # 0 = by size
 prepare_stop_stage=2
-stage_names=("corpus: flite voices speak KJV sentences (lhotse manifests + phone alignments)")
+stage_names=(
+  "corpus: flite voices speak KJV sentences (lhotse manifests + phone alignments)"
+  "features (lhotse fbank, per-speaker CMVN), segments (oracle/unsupervised), k-means units"
+  "lang: phonemize the disjoint LM text (CMUdict + flite G2P), phone n-gram LMs (ARPA)"
+  "train: unsupervised EM through the graph engine + LM-only floor + supervised ceiling"
+  "decode: Viterbi, LM scale tuned on dev, PER on unseen test speakers (kaldialign)"
+  "report: RESULTS.md, results.json and per.png (the PER ladder)"
+)
 
 synth_dir=recipes/synth
 data=$synth_dir/data
-exp=$synth_dir/exp
+corpus=$data/corpus_$size
+tokens=$data/tokens_$size
+lang=$data/lang_$size
+exp=$synth_dir/exp/$size
+
+_by_size() {  # _by_size TINY_VALUE OTHER_VALUE
+  if [ "$size" = tiny ]; then echo "$1"; else echo "$2"; fi
+}
+[ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
+[ "$num_restarts" = 0 ] && num_restarts=$(_by_size 4 8)
+restart_iters=$(_by_size 20 30)
+num_epochs=$(_by_size 3 5)
+lm_scales=$(_by_size "0.5,1,2" "0.5,1,1.5,2,3")
+max_lm_sentences=$(_by_size 8000 0)
+
+# Systems of the ladder: name | tokens dir | extra train options.
+systems=(
+  "r1_oracle-units_table_unsup|oracle|--units oracle"
+  "r2_oracle-seg_lm-only|oracle|--supervision lm-only"
+  "r2_oracle-seg_table_unsup|oracle|"
+  "r2_oracle-seg_table_sup|oracle|--supervision sup"
+  "r2_oracle-seg_gaussian_unsup|oracle|--emission gaussian"
+  "r2_oracle-seg_gaussian_sup|oracle|--emission gaussian --supervision sup"
+  "r3_unsup-seg_lm-only|unsup|--supervision lm-only"
+  "r3_unsup-seg_table_unsup|unsup|"
+  "r3_unsup-seg_table_sup|unsup|--supervision sup"
+  "r4_frames_lm-only|frames|--supervision lm-only --topology loop --stay-prob 0.85 --lm-order 2"
+  "r4_frames_table_unsup|frames|--topology loop --stay-prob 0.85 --lm-order 2"
+  "r4_frames_table_sup|frames|--supervision sup --topology loop --stay-prob 0.85 --lm-order 2"
+)
 
 # skip_if_done OUTPUT...: true when every output exists and --force is not set
 skip_if_done() {
@@ -23,13 +63,89 @@ skip_if_done() {
   log "outputs exist ($*); skipping (--force true redoes)"
 }
 
+# need INPUT STAGE: die with a one-line message if a previous stage's output is missing
+need() {
+  [ -e "$1" ] || die "$1 is missing: run stage $2 first (./run.sh --size $size --stage $2)"
+}
+
+_timed() {  # _timed STAGE CMD...: run CMD, record its wall time for the report
+  local t0=$SECONDS
+  "${@:2}"
+  mkdir -p "$exp"
+  echo $((SECONDS - t0)) > "$exp/.seconds_stage_$1"
+}
+
 stage_0() {
   ensure_apt flite flite
   ensure_apt bible bible-kjv
   [ -f /usr/lib/bible.data ] || ensure_apt __no_such_cmd__ bible-kjv-text
-  local corpus=$data/corpus_$size
   skip_if_done $corpus/lm_text.txt $corpus/manifests/synth_supervisions_test.jsonl.gz && return 0
   [ "$force" = true ] && rm -rf "$corpus"
-  uasr prepare-synth --out-dir $corpus --size $size --seed $seed --nj $nj --voices $voices \
+  _timed 0 uasr prepare-synth --out-dir $corpus --size $size --seed $seed --nj $nj --voices $voices \
     || die "stage 0 failed (see the message above)"
+}
+
+stage_1() {
+  need $corpus/manifests/synth_supervisions_test.jsonl.gz 0
+  skip_if_done $tokens/frames/test.pt && return 0
+  [ "$force" = true ] && rm -rf "$tokens" "$data/${feature}_$size"
+  _timed 1 uasr prepare-tokens --manifest-dir $corpus/manifests --feat-dir $data/${feature}_$size \
+    --out-dir $tokens --feature $feature --num-units $num_units --seed $seed --nj $nj \
+    || die "stage 1 failed (see the message above)"
+}
+
+stage_2() {
+  ensure_apt t2p flite
+  need $corpus/lm_text.txt 0
+  skip_if_done $lang/lm.json && return 0
+  _timed 2 uasr prepare-lang --lm-text $corpus/lm_text.txt --out-dir $lang \
+    --orders "2,$lm_order" --max-sentences $max_lm_sentences \
+    || die "stage 2 failed (see the message above)"
+}
+
+_train_all() {
+  local entry name tok opts
+  for entry in "${systems[@]}"; do
+    IFS='|' read -r name tok opts <<< "$entry"
+    if skip_if_done "$exp/$name/train.json"; then continue; fi
+    [ "$force" = true ] && rm -rf "$exp/$name"
+    log "training $name"
+    # shellcheck disable=SC2086
+    uasr train --tokens-dir $tokens/$tok --lang-dir $lang --exp-dir $exp/$name \
+      --lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
+      --num-epochs $num_epochs --seed $seed $opts || die "training $name failed"
+  done
+}
+
+stage_3() {
+  need $tokens/frames/test.pt 1
+  need $lang/lm.json 2
+  _timed 3 _train_all
+}
+
+_decode_all() {
+  local entry name tok opts
+  for entry in "${systems[@]}"; do
+    IFS='|' read -r name tok opts <<< "$entry"
+    need "$exp/$name/train.json" 3
+    if skip_if_done "$exp/$name/decode.json"; then continue; fi
+    uasr decode --exp-dir $exp/$name --tokens-dir $tokens/$tok --lang-dir $lang \
+      --lm-scales "$lm_scales" || die "decoding $name failed"
+  done
+}
+
+stage_4() {
+  _timed 4 _decode_all
+}
+
+stage_5() {
+  local results_dir=$synth_dir
+  [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite the committed results
+  for s in 0 1 2 3 4; do
+    [ -f "$exp/.seconds_stage_$s" ] && echo "{\"seconds\": $(cat "$exp/.seconds_stage_$s")}" > "$exp/stage_$s.json"
+  done
+  uasr report --exp-dir $exp --results-dir $results_dir --title "recipes/synth, --size $size, seed $seed" \
+    --extra-json $lang/lm.json $tokens/unsup/segmentation.json $exp/stage_{0,1,2,3,4}.json \
+    || die "stage 5 failed (see the message above)"
+  log "wrote $results_dir/RESULTS.md, results.json, per.png"
 }

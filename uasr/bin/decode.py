@@ -1,0 +1,110 @@
+"""Decode dev/test with a trained emission model: Viterbi over the LM graph, LM scale tuned on dev.
+
+Writes ``recogs-<set>.txt``, ``errs-<set>.txt`` and ``decode.json`` (PERs, tuned scale) into
+the experiment directory and prints one summary line per set. PER ignores ``sil``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+COMMAND = "decode"
+HELP = "Viterbi-decode dev/test, tune the LM scale on dev, write recogs/errs and PERs"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"uasr {COMMAND}", description=HELP)
+    p.add_argument("--exp-dir", type=Path, required=True)
+    p.add_argument("--tokens-dir", type=Path, required=True)
+    p.add_argument("--lang-dir", type=Path, required=True)
+    p.add_argument("--epoch", type=int, default=-1, help="checkpoint epoch-N.pt (-1 = latest)")
+    p.add_argument("--avg", type=int, default=1, help="average the last N checkpoints (table/gaussian: 1)")
+    p.add_argument("--lm-scales", default="0.5,1,1.5,2,3,4")
+    return p
+
+
+def latest_epoch(exp_dir: Path) -> int:
+    eps = [int(p.stem.split("-")[1]) for p in exp_dir.glob("epoch-*.pt")]
+    if not eps:
+        raise FileNotFoundError(f"no epoch-*.pt in {exp_dir}: run stage 3 (train) first")
+    return max(eps)
+
+
+def emissions_for(ckpt: dict, data, symbols) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, N, C]`` emissions of a split under a checkpoint (zeros for the LM-only floor)."""
+    from uasr.data.tokens import pad
+    from uasr.models.gaussian import GaussianEmission
+    from uasr.models.table import TableEmission
+    C = ckpt["num_labels"]
+    if ckpt["units"] == "oracle":
+        units = [ckpt["perm"][i] for i in data.label_ids(symbols)]
+    else:
+        units = data.units
+    u, L = pad(units)
+    if ckpt["supervision"] == "lm-only":
+        return torch.zeros(len(L), u.shape[1], C), L
+    with torch.no_grad():
+        if ckpt["emission"] == "table":
+            m = TableEmission(C, ckpt["num_units"])
+            m.load_state_dict(ckpt["model"])
+            return m(u, L), L
+        x, L = pad([p.float() for p in data.pooled])
+        m = GaussianEmission(C, x.shape[-1])
+        m.load_state_dict(ckpt["model"])
+        return m(x, L), L
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(1)
+    from uasr.bin.train import build_graph
+    from uasr.data.tokens import TokenSet, read_symbols, without_sil
+    from uasr.decode import decode, per, write_results
+
+    t0 = time.time()
+    try:
+        epoch = latest_epoch(args.exp_dir) if args.epoch < 0 else args.epoch
+        path = args.exp_dir / f"epoch-{epoch}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run stage 3 (train) first")
+        ckpt = torch.load(path, weights_only=False)
+        symbols = read_symbols(args.lang_dir)
+        sets = {s: TokenSet.load(args.tokens_dir / f"{s}.pt") for s in ("dev", "test")}
+        graph = build_graph(args.lang_dir, ckpt["lm_order"], symbols, ckpt["topology"], ckpt["stay_prob"])
+    except FileNotFoundError as e:
+        print(f"decode: {e}", file=sys.stderr)
+        return 1
+    names = {i: s for s, i in symbols.items()}
+    refs = {s: [without_sil(r) for r in d.ref] for s, d in sets.items()}
+    ems = {s: emissions_for(ckpt, d, symbols) for s, d in sets.items()}
+
+    def hyps(split: str, scale: float) -> list[list[str]]:
+        em, L = ems[split]
+        return [without_sil([names[i] for i in seq]) for seq in decode(em, L, graph, scale)]
+
+    scales = [1.0] if ckpt["supervision"] == "lm-only" else [float(s) for s in args.lm_scales.split(",")]
+    tuned = {s: per(refs["dev"], hyps("dev", s)) for s in scales}
+    best = min(tuned, key=tuned.get)
+    out = {"epoch": epoch, "lm_scale": best, "dev_per_by_scale": tuned}
+    for split in ("dev", "test"):
+        res = write_results(args.exp_dir, split, sets[split].ids, refs[split], hyps(split, best))
+        out[split] = res
+        print(f"{args.exp_dir.name}\t{split}\tPER {res['per']:.2f}%\t(lm_scale {best}, epoch {epoch})")
+    out["decode_seconds"] = round(time.time() - t0, 2)
+    tmp = args.exp_dir / "decode.json.tmp"
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, args.exp_dir / "decode.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Stage 1 of recipes/synth: features, per-speaker CMVN, segments, pooled features, k-means units.
+
+Writes ``<out-dir>/<tokens>/<split>.pt`` for tokens in ``oracle`` (TTS phone boundaries),
+``unsup`` (spectral-change segmentation, no labels) and ``frames`` (one token per frame, the
+negative control). Units are k-means ids fitted on the train split only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+COMMAND = "prepare-tokens"
+HELP = "features + CMVN + segments + pooled segment features + k-means units"
+SPLITS = ("train", "dev", "test")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"uasr {COMMAND}", description=HELP)
+    p.add_argument("--manifest-dir", type=Path, required=True)
+    p.add_argument("--feat-dir", type=Path, required=True, help="lhotse feature storage + cuts")
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--feature", default="fbank", help="fbank | mfcc")
+    p.add_argument("--num-units", type=int, default=128, help="k-means units over segments")
+    p.add_argument("--frame-units", type=int, default=64, help="k-means units over frames (control)")
+    p.add_argument("--min-seg", type=int, default=3, help="unsupervised segmenter: min frames")
+    p.add_argument("--seg-threshold", type=float, default=-0.3, help="peak threshold (std units)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--nj", type=int, default=2)
+    return p
+
+
+def _save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(1)  # the machines are small and shared: threads only oversubscribe
+    from lhotse import CutSet
+
+    from uasr.data.features import compute_features, load_cuts, save_cuts, speaker_cmvn
+    from uasr.data.segments import (boundary_f1, frame_labels, oracle_boundaries, pool_segments,
+                                    segment_labels, spectral_change_boundaries)
+    from uasr.data.units import assign, kmeans
+
+    utts: dict[str, list[dict]] = {}
+    for split in SPLITS:
+        cut_path = args.feat_dir / f"cuts_{split}.jsonl.gz"
+        if cut_path.is_file():
+            cuts = CutSet.from_file(cut_path)
+        else:
+            try:
+                cuts = load_cuts(args.manifest_dir, split)
+            except FileNotFoundError as e:
+                print(f"prepare-tokens: {e}", file=sys.stderr)
+                return 1
+            logging.info(f"computing {args.feature} features for {split} ({len(cuts)} cuts)")
+            cuts = compute_features(cuts, args.feat_dir / f"feats_{split}", args.feature, args.nj)
+            save_cuts(cuts, cut_path)
+        feats, spk, rows = {}, {}, []
+        for cut in tqdm(cuts, desc=f"load {split}", unit="utt"):
+            sup = cut.supervisions[0]
+            feats[cut.id] = cut.load_features()
+            spk[cut.id] = sup.speaker
+            ali = [(a.symbol, a.start, a.duration) for a in sup.alignment["phone"]]
+            rows.append({"id": cut.id, "speaker": sup.speaker, "ali": ali, "text": sup.text})
+        feats = speaker_cmvn(feats, spk)
+        for r in rows:
+            r["x"] = feats[r["id"]]
+        utts[split] = rows
+
+    stats = {}
+    for kind in ("oracle", "unsup", "frames"):
+        hits = nh = nr = 0
+        for split in SPLITS:
+            for r in utts[split]:
+                x, T = r["x"], len(r["x"])
+                flab = frame_labels(r["ali"], T)
+                ob = oracle_boundaries(r["ali"], T)
+                if kind == "oracle":
+                    b = ob
+                elif kind == "unsup":
+                    b = spectral_change_boundaries(x, args.min_seg, args.seg_threshold)
+                    h, a, c = boundary_f1(ob, b)
+                    hits, nh, nr = hits + h, nh + a, nr + c
+                else:
+                    b = np.arange(T + 1)
+                r[kind] = {"bounds": b, "labels": segment_labels(b, flab) if kind != "frames" else flab,
+                           "pooled": pool_segments(x, b) if kind != "frames" else x}
+        if kind == "unsup":
+            p, rc = hits / max(nh, 1), hits / max(nr, 1)
+            stats = {"precision": p, "recall": rc, "f1": 2 * p * rc / max(p + rc, 1e-9),
+                     "tolerance_frames": 2, "hyp_boundaries": nh, "ref_boundaries": nr}
+            logging.info(f"unsupervised segmentation vs TTS boundaries: {stats}")
+        # standardise with train statistics, then k-means on train only
+        tr = np.concatenate([r[kind]["pooled"] for r in utts["train"]])
+        mu, sd = tr.mean(0), tr.std(0) + 1e-5
+        k = args.frame_units if kind == "frames" else args.num_units
+        xs = torch.from_numpy((tr - mu) / sd)
+        if len(xs) > 200_000:  # frames: a fixed random subset is plenty for centroids
+            g = torch.Generator().manual_seed(args.seed)
+            xs = xs[torch.randperm(len(xs), generator=g)[:200_000]]
+        logging.info(f"k-means K={k} on {len(xs)} train {kind} tokens")
+        cent = kmeans(xs, k, seed=args.seed)
+        for split in SPLITS:
+            out = {"ids": [], "speakers": [], "units": [], "labels": [], "ref": [], "pooled": [],
+                   "bounds": [], "text": [], "num_units": k, "tokens": kind}
+            for r in utts[split]:
+                z = torch.from_numpy((r[kind]["pooled"] - mu) / sd)
+                out["ids"].append(r["id"])
+                out["speakers"].append(r["speaker"])
+                out["units"].append(assign(z, cent))
+                out["labels"].append(r[kind]["labels"])
+                out["ref"].append([a[0] for a in r["ali"]])
+                out["pooled"].append(z.half() if kind != "frames" else torch.empty(0))
+                out["bounds"].append(torch.from_numpy(r[kind]["bounds"]))
+                out["text"].append(r["text"])
+            _save(out, args.out_dir / kind / f"{split}.pt")
+        if kind == "unsup":
+            tmp = args.out_dir / kind / "segmentation.json.tmp"
+            tmp.write_text(json.dumps(stats, indent=1))
+            os.replace(tmp, args.out_dir / kind / "segmentation.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

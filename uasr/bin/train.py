@@ -1,0 +1,250 @@
+"""Train an emission model by the paper's sequence-level criterion (EM through the graph engine).
+
+Phase 0 (``epoch-0.pt``): ``--num-restarts`` random initialisations, each run for
+``--restart-iters`` EM iterations under the cheap ``--restart-lm-order`` LM; the restart with
+the best *training likelihood* is kept (labels are never looked at). Epochs 1..N: EM under the
+full ``--lm-order`` LM, one checkpoint per epoch. ``--supervision sup`` instead estimates the
+same model from the TTS labels (the ceiling); ``lm-only`` writes an input-independent model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+COMMAND = "train"
+HELP = "train an emission model (unsupervised EM under an LM prior, or supervised ceiling)"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"uasr {COMMAND}", description=HELP)
+    p.add_argument("--tokens-dir", type=Path, required=True, help="stage-1 tokens (train.pt ...)")
+    p.add_argument("--lang-dir", type=Path, required=True)
+    p.add_argument("--exp-dir", type=Path, required=True)
+    p.add_argument("--emission", default="table", choices=["table", "gaussian"])
+    p.add_argument("--units", default="acoustic", choices=["acoustic", "oracle"],
+                   help="oracle: the true phone of each token, randomly renamed (rung 1)")
+    p.add_argument("--supervision", default="unsup", choices=["unsup", "sup", "lm-only"])
+    p.add_argument("--topology", default="one_to_one", choices=["one_to_one", "loop"])
+    p.add_argument("--stay-prob", type=float, default=0.2, help="loop topology only")
+    p.add_argument("--lm-order", type=int, default=3)
+    p.add_argument("--restart-lm-order", type=int, default=2)
+    p.add_argument("--num-restarts", type=int, default=8)
+    p.add_argument("--restart-iters", type=int, default=30)
+    p.add_argument("--num-epochs", type=int, default=5, help="EM epochs under the full LM")
+    p.add_argument("--start-epoch", type=int, default=1, help="resume from epoch-(N-1).pt")
+    p.add_argument("--max-utts", type=int, default=0, help="cap training utterances (0 = all)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--smoothing", type=float, default=0.01, help="table: additive count smoothing")
+    p.add_argument("--seed", type=int, default=1)
+    return p
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Holds the data as padded batches and runs E-steps/M-steps for one emission model."""
+
+    def __init__(self, args, data, symbols):
+        from uasr.data.tokens import pad
+        self.args = args
+        self.C = len(symbols)
+        ids = data.label_ids(symbols)
+        if args.units == "oracle":  # true phones under a random renaming: a perfect unit inventory
+            g = torch.Generator().manual_seed(args.seed + 1000)
+            self.perm = torch.randperm(self.C, generator=g)
+            units = [self.perm[i] for i in ids]
+            self.K = self.C
+        else:
+            self.perm = None
+            units = data.units
+            self.K = data.num_units
+        order = sorted(range(len(units)), key=lambda i: len(units[i]))  # similar lengths together
+        B = args.batch_size
+        self.batches = []
+        for s in range(0, len(order), B):
+            idx = order[s:s + B]
+            u, L = pad([units[i] for i in idx])
+            lab, _ = pad([ids[i] for i in idx])
+            x = pad([data.pooled[i].float() for i in idx])[0] if args.emission == "gaussian" else None
+            self.batches.append({"units": u, "lengths": L, "labels": lab, "pooled": x})
+        self.model = self.new_model(data)
+        self.num_tokens = sum(len(u) for u in units)
+
+    def new_model(self, data):
+        from uasr.models.gaussian import GaussianEmission
+        from uasr.models.table import TableEmission
+        if self.args.emission == "table":
+            return TableEmission(self.C, self.K)
+        self.all_x = torch.cat([p.float() for p in data.pooled])
+        return GaussianEmission(self.C, self.all_x.shape[1])
+
+    def emissions(self, b) -> torch.Tensor:
+        if self.args.emission == "table":
+            return self.model(b["units"], b["lengths"])
+        return self.model(b["pooled"], b["lengths"])
+
+    def stats(self, b, gamma) -> torch.Tensor:
+        if self.args.emission == "table":
+            return self.model.counts(b["units"], b["lengths"], gamma, self.K)
+        return self.model.stats(b["pooled"], b["lengths"], gamma)
+
+    def m_step(self, stats) -> None:
+        if self.args.emission == "table":
+            self.model.m_step(stats, self.args.smoothing)
+        else:
+            self.model.m_step(stats)
+
+    def random_init(self, g: torch.Generator) -> None:
+        if self.args.emission == "table":
+            self.model.random_init(g)
+        else:
+            self.model.random_init(g, self.all_x)
+
+    def em_iteration(self, graph, update: bool = True) -> float:
+        """One E-step over all batches (+ M-step); returns the log-likelihood per token."""
+        from uasr.losses import occupancy
+        total, acc = 0.0, None
+        with torch.no_grad():
+            for b in self.batches:
+                ll, gamma = occupancy(self.emissions(b), b["lengths"], graph)
+                total += float(ll.sum())
+                s = self.stats(b, gamma)
+                acc = s if acc is None else acc + s
+        if update:
+            self.m_step(acc)
+        return total / self.num_tokens
+
+    def supervised(self) -> None:
+        """The same model estimated from the TTS labels (one-hot occupancies): the ceiling."""
+        acc = None
+        for b in self.batches:
+            gamma = torch.nn.functional.one_hot(b["labels"], self.C).float()
+            s = self.stats(b, gamma)
+            acc = s if acc is None else acc + s
+        self.m_step(acc)
+
+    def checkpoint(self, epoch: int, ll: float) -> dict:
+        return {"model": self.model.state_dict(), "emission": self.args.emission,
+                "num_labels": self.C, "num_units": self.K, "units": self.args.units,
+                "perm": self.perm, "supervision": self.args.supervision, "epoch": epoch,
+                "train_ll_per_token": ll, "lm_order": self.args.lm_order,
+                "topology": self.args.topology, "stay_prob": self.args.stay_prob,
+                "tokens": str(self.args.tokens_dir)}
+
+
+def build_graph(lang_dir: Path, order: int, symbols: dict[str, int], topology: str, stay: float):
+    from uasr.graph import loop, ngram_graph, one_to_one, read_arpa
+    arpa = lang_dir / f"lm_{order}gram.arpa"
+    if not arpa.is_file():
+        raise FileNotFoundError(f"{arpa} is missing: run stage 2 (with this LM order) first")
+    topo = one_to_one() if topology == "one_to_one" else loop(stay_prob=stay)
+    return ngram_graph(read_arpa(arpa), symbols, topo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(1)  # small shared machines: extra threads only oversubscribe
+    from torch.utils.tensorboard import SummaryWriter
+
+    from uasr.data.tokens import TokenSet, read_symbols
+    t0 = time.time()
+    try:
+        symbols = read_symbols(args.lang_dir)
+        data = TokenSet.load(args.tokens_dir / "train.pt")
+        graph = build_graph(args.lang_dir, args.lm_order, symbols, args.topology, args.stay_prob)
+    except FileNotFoundError as e:
+        print(f"train: {e}", file=sys.stderr)
+        return 1
+    if args.max_utts and len(data) > args.max_utts:
+        for f in ("ids", "speakers", "units", "pooled", "labels", "ref"):
+            setattr(data, f, getattr(data, f)[:args.max_utts])
+    args.exp_dir.mkdir(parents=True, exist_ok=True)
+    tr = Trainer(args, data, symbols)
+    tb = SummaryWriter(str(args.exp_dir / "tensorboard"))
+    info: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "train_utts": len(data),
+                  "train_tokens": tr.num_tokens, "command": "uasr train " + " ".join(argv or sys.argv[1:]),
+                  "tokens": "oracle-units" if args.units == "oracle" else data.tokens,
+                  "emission": args.emission, "supervision": args.supervision,
+                  "lm_order": args.lm_order, "topology": args.topology}
+    torch.manual_seed(args.seed)
+
+    if args.supervision != "unsup":
+        if args.supervision == "sup":
+            tr.supervised()
+        ll = tr.em_iteration(graph, update=False) if args.supervision == "sup" else float("nan")
+        info["train_ll_per_token"] = ll
+        save_atomic(tr.checkpoint(0, ll), args.exp_dir / "epoch-0.pt")
+        args.num_epochs = 0
+    elif args.start_epoch <= 1:
+        # phase 0: restarts under the cheap LM, chosen by training likelihood only
+        rgraph = build_graph(args.lang_dir, args.restart_lm_order, symbols, args.topology, args.stay_prob)
+        best, restarts = None, []
+        bar = tqdm(total=args.num_restarts * args.restart_iters, desc="restarts", unit="it")
+        for r in range(args.num_restarts):
+            tr.random_init(torch.Generator().manual_seed(args.seed * 1000 + r))
+            ll = -math.inf
+            for it in range(args.restart_iters):
+                ll = tr.em_iteration(rgraph)
+                tb.add_scalar(f"restart{r}/ll_per_token", ll, it)
+                bar.update(1)
+            ll = tr.em_iteration(rgraph, update=False)
+            restarts.append(ll)
+            bar.set_postfix(restart=r, ll=f"{ll:.3f}")
+            if best is None or ll > best[0]:
+                best = (ll, {k: v.clone() for k, v in tr.model.state_dict().items()})
+        bar.close()
+        tr.model.load_state_dict(best[1])
+        info["restart_ll_per_token"] = restarts
+        info["chosen_restart"] = restarts.index(best[0])
+        save_atomic(tr.checkpoint(0, best[0]), args.exp_dir / "epoch-0.pt")
+        logging.info(f"restarts (LL/token under the {args.restart_lm_order}-gram): "
+                     f"{[round(x, 3) for x in restarts]}; kept #{info['chosen_restart']}")
+    else:
+        prev = args.exp_dir / f"epoch-{args.start_epoch - 1}.pt"
+        if not prev.is_file():
+            print(f"train: {prev} is missing: cannot resume from --start-epoch {args.start_epoch}",
+                  file=sys.stderr)
+            return 1
+        tr.model.load_state_dict(torch.load(prev, weights_only=False)["model"])
+
+    lls = []
+    for epoch in tqdm(range(max(args.start_epoch, 1), args.num_epochs + 1), desc="epochs", unit="ep"):
+        ll = tr.em_iteration(graph)
+        lls.append(ll)
+        tb.add_scalar("train/ll_per_token", ll, epoch)
+        save_atomic(tr.checkpoint(epoch, ll), args.exp_dir / f"epoch-{epoch}.pt")
+    if args.supervision == "unsup":
+        ll = tr.em_iteration(graph, update=False)
+        info["epoch_ll_per_token"] = lls
+        info["train_ll_per_token"] = ll
+        last = args.exp_dir / f"epoch-{args.num_epochs}.pt"
+        save_atomic(tr.checkpoint(args.num_epochs, ll), last)
+        # diagnostic: the likelihood the same model reaches when estimated from the labels
+        tr.supervised()
+        info["supervised_ll_per_token"] = tr.em_iteration(graph, update=False)
+    tb.close()
+    info["train_seconds"] = round(time.time() - t0, 2)
+    tmp = args.exp_dir / "train.json.tmp"
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, args.exp_dir / "train.json")
+    logging.info(f"done in {info['train_seconds']} s; LL/token {info.get('train_ll_per_token')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Emission models q(x | c): ``table`` (discrete units), ``gaussian`` (pooled features)."""

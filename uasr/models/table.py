@@ -1,0 +1,44 @@
+"""``table`` emission: log q(unit | phone) as a C x K table normalised over units (DESIGN §1)."""
+
+from __future__ import annotations
+
+import torch
+
+
+class TableEmission(torch.nn.Module):
+    """Discrete emission model; ``logits`` are normalised over units (dim 1)."""
+
+    def __init__(self, num_labels: int, num_units: int):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.zeros(num_labels, num_units))
+
+    def log_q(self) -> torch.Tensor:
+        return self.logits.log_softmax(dim=1)
+
+    def forward(self, units: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``[B, N]`` unit ids -> ``[B, N, C]`` emissions ``log q(x_n | c)`` (0 on padding)."""
+        em = self.log_q().t()[units]
+        mask = torch.arange(units.shape[1])[None, :] < lengths[:, None]
+        return em * mask[..., None]
+
+    @torch.no_grad()
+    def random_init(self, generator: torch.Generator, concentration: float = 1.0) -> None:
+        """Rows drawn from a symmetric Dirichlet (a random restart)."""
+        g = torch.empty_like(self.logits).exponential_(generator=generator)  # Dirichlet(1)
+        if concentration != 1.0:
+            g = torch._standard_gamma(torch.full_like(self.logits, concentration))
+        self.logits.copy_(g.clamp_min(1e-8).log())
+
+    @torch.no_grad()
+    def m_step(self, counts: torch.Tensor, smoothing: float = 0.01) -> None:
+        """Maximum-likelihood (with additive smoothing) update from expected counts ``[C, K]``."""
+        self.logits.copy_((counts + smoothing).log())
+
+    @staticmethod
+    def counts(units: torch.Tensor, lengths: torch.Tensor, occupancy: torch.Tensor,
+               num_units: int) -> torch.Tensor:
+        """Expected counts ``[C, K]``: sum of ``occupancy[b, n, c]`` at unit ``units[b, n]``."""
+        mask = torch.arange(units.shape[1])[None, :] < lengths[:, None]
+        x = units[mask]
+        g = occupancy[mask]  # [M, C]
+        return torch.zeros(num_units, g.shape[1], dtype=g.dtype).index_add_(0, x, g).t()
