@@ -111,13 +111,13 @@ def test_one_to_one_total_is_lm_probability(arpa_file, expand):
         want = math.log(sum(math.exp(_sentence_logprob(lm, seq))
                             for seq in itertools.product("ab", repeat=T)))
         got = float(total_score(torch.zeros(1, T, 2, dtype=torch.float64), torch.tensor([T]), graph)[0])
-        assert math.isclose(got, want, rel_tol=1e-6), (T, expand)
+        assert math.isclose(got, want, rel_tol=1e-9), (T, expand)
     # emissions that pin one sequence give exactly its LM probability
     em = torch.full((1, 3, 2), -math.inf, dtype=torch.float64)
     for t, c in enumerate([0, 1, 0]):
         em[0, t, c] = 0.0
     got = float(total_score(em, torch.tensor([3]), graph)[0])
-    assert math.isclose(got, _sentence_logprob(lm, "aba"), rel_tol=1e-6)
+    assert math.isclose(got, _sentence_logprob(lm, "aba"), rel_tol=1e-9)
 
 
 def test_minimal_expansion_keeps_only_stored_histories():
@@ -141,7 +141,7 @@ def test_minimal_expansion_keeps_only_stored_histories():
     em = torch.randn(3, 4, 6, dtype=torch.float64)
     lengths = torch.tensor([4, 2, 1])
     assert torch.allclose(total_score(em, lengths, g_full), total_score(em, lengths, g_small),
-                          rtol=1e-6)
+                          rtol=1e-9)
 
 
 def test_loop_topology_weights_hand_checked(arpa_file):
@@ -157,10 +157,10 @@ def test_loop_topology_weights_hand_checked(arpa_file):
     repeat = (lm.logprob("a", ["<s>"]) + math.log(0.7) + lm.logprob("a", ["<s>", "a"])
               + math.log(0.7) + lm.logprob("b", ["a", "a"]) + lm.logprob("</s>", ["a", "b"]))
     got = float(total_score(em, torch.tensor([3]), graph)[0])
-    assert math.isclose(got, math.log(math.exp(want) + math.exp(repeat)), rel_tol=1e-6)
+    assert math.isclose(got, math.log(math.exp(want) + math.exp(repeat)), rel_tol=1e-9)
     no_rep = ngram_graph(lm, {"a": 1, "b": 2}, loop(stay_prob=0.3, forbid_repeat=True))
     got = float(total_score(em, torch.tensor([3]), no_rep)[0])
-    assert math.isclose(got, want, rel_tol=1e-6)
+    assert math.isclose(got, want, rel_tol=1e-9)
     res = viterbi(em, torch.tensor([3]), no_rep)
     assert res.labels[0] == [1, 2]
 
@@ -176,7 +176,7 @@ def test_loop_silence_outside_lm_history(arpa_file):
     want = (math.log(0.8) + lm.logprob("a", ["<s>"]) + math.log(0.5) + math.log(0.2)
             + math.log(0.5) + lm.logprob("b", ["<s>", "a"]) + lm.logprob("</s>", ["a", "b"]))
     got = float(total_score(em, torch.tensor([3]), graph)[0])
-    assert math.isclose(got, want, rel_tol=1e-6)
+    assert math.isclose(got, want, rel_tol=1e-9)
     assert viterbi(em, torch.tensor([3]), graph).labels[0] == [1, 2]
 
 
@@ -188,14 +188,14 @@ def test_table_acceptor_equals_arpa_expansion(arpa_file):
     C = 2
     hist = toks + ["<s>"]  # index C = <s>
     logp = torch.tensor([[[lm.logprob(c, [hist[i], hist[j]]) for c in toks]
-                          for j in range(C + 1)] for i in range(C + 1)])
+                          for j in range(C + 1)] for i in range(C + 1)], dtype=torch.float64)
     fin = torch.tensor([[lm.logprob("</s>", [hist[i], hist[j]]) for j in range(C + 1)]
-                        for i in range(C + 1)])
+                        for i in range(C + 1)], dtype=torch.float64)
     g_table = compose(table_acceptor(logp, fin), one_to_one())
     g_arpa = ngram_graph(str(arpa_file), {"a": 0, "b": 1}, one_to_one())
     em = torch.randn(3, 5, 2, dtype=torch.float64)
     lengths = torch.tensor([5, 3, 1])
     assert torch.allclose(total_score(em, lengths, g_table), total_score(em, lengths, g_arpa),
-                          rtol=1e-6)
+                          rtol=1e-9)
     with pytest.raises(ValueError, match="must have shape"):
         table_acceptor(torch.zeros(2, 2))

@@ -42,9 +42,9 @@ class Acceptor:
         self.src = torch.as_tensor(self.src, dtype=torch.int64)
         self.dst = torch.as_tensor(self.dst, dtype=torch.int64)
         self.label = torch.as_tensor(self.label, dtype=torch.int64)
-        self.weights = torch.as_tensor(self.weights, dtype=torch.float32) \
+        self.weights = torch.as_tensor(self.weights, dtype=torch.float64) \
             if not torch.is_tensor(self.weights) else self.weights
-        self.final = torch.as_tensor(self.final, dtype=torch.float32) \
+        self.final = torch.as_tensor(self.final, dtype=torch.float64) \
             if not torch.is_tensor(self.final) else self.final
         if not (self.src.shape == self.dst.shape == self.label.shape == self.weights.shape):
             raise ValueError("Acceptor src/dst/label/weights must have equal shapes")
@@ -88,8 +88,8 @@ def _history_acceptor(start: Hashable,
     return Acceptor(num_states=len(order), src=torch.tensor(src, dtype=torch.int64),
                     dst=torch.tensor(dst, dtype=torch.int64),
                     label=torch.tensor(lab, dtype=torch.int64),
-                    weights=torch.tensor(w, dtype=torch.float32),
-                    final=torch.tensor([final(h) for h in order], dtype=torch.float32))
+                    weights=torch.tensor(w, dtype=torch.float64),
+                    final=torch.tensor([final(h) for h in order], dtype=torch.float64))
 
 
 def ngram_acceptor(

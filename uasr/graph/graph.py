@@ -237,8 +237,9 @@ class Graph:
         exit_w: dict[int, float] = {}
         for a, _, lab, w in rows:
             if lab < 0:
-                exit_w[a] = float(torch.logaddexp(torch.tensor(exit_w.get(a, -math.inf)),
-                                                  torch.tensor(w)))
+                exit_w[a] = float(torch.logaddexp(torch.tensor(exit_w.get(a, -math.inf),
+                                                               dtype=torch.float64),
+                                                  torch.tensor(w, dtype=torch.float64)))
         by_src: dict[int, list[int]] = {}
         for i, (a, _, _, _) in enumerate(emitting):
             by_src.setdefault(a, []).append(i)

@@ -66,12 +66,21 @@ def ctc(blank: int = 0) -> Topology:
     return Topology("ctc", blank=blank)
 
 
+def _logaddexp(a: float, b: float) -> float:
+    hi, lo = max(a, b), min(a, b)
+    return hi if lo == NEG_INF else hi + math.log1p(math.exp(lo - hi))
+
+
 def _log(p: float) -> float:
     return math.log(p) if p > 0 else NEG_INF
 
 
 def compose(acc: Acceptor, topo: Topology) -> Graph:
-    """The product acceptor x topology as a state-emitting :class:`Graph`."""
+    """The product acceptor x topology as a state-emitting :class:`Graph`.
+
+    Weights are kept in float64 (LM probabilities lose nothing); the algorithms cast them
+    to the compute dtype.
+    """
     A_src, A_dst = acc.src.tolist(), acc.dst.tolist()
     A_lab, A_w = acc.label.tolist(), acc.weights.detach().tolist()
     A_fin = acc.final.detach().tolist()
@@ -111,7 +120,7 @@ def compose(acc: Acceptor, topo: Topology) -> Graph:
             new_tok.append(new)
 
     def set_init(s: int, weight: float) -> None:
-        init[s] = float(torch.logaddexp(torch.tensor(init[s]), torch.tensor(weight)))
+        init[s] = _logaddexp(init[s], weight)
 
     kind = topo.kind
     stay = _log(topo.stay_prob) if kind == "loop" else NEG_INF
@@ -167,9 +176,9 @@ def compose(acc: Acceptor, topo: Topology) -> Graph:
 
     return Graph(labels=torch.tensor(labels, dtype=torch.int64),
                  src=torch.tensor(src, dtype=torch.int64), dst=torch.tensor(dst, dtype=torch.int64),
-                 weights=torch.tensor(w, dtype=torch.float32),
-                 init=torch.tensor(init, dtype=torch.float32),
-                 final=torch.tensor(final, dtype=torch.float32),
+                 weights=torch.tensor(w, dtype=torch.float64),
+                 init=torch.tensor(init, dtype=torch.float64),
+                 final=torch.tensor(final, dtype=torch.float64),
                  new_token=torch.tensor(new_tok, dtype=torch.bool),
                  blank=blank if blank is not None else sil)
 
