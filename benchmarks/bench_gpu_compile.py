@@ -1,0 +1,107 @@
+"""Compile every fused kernel x launch config for sm_90 WITHOUT a GPU and report resources.
+
+    python benchmarks/bench_gpu_compile.py [--arch 90]
+
+Uses the local Triton's ahead-of-time path (``triton.compile`` on an ``ASTSource`` with a
+``GPUTarget``) and the ``cuobjdump`` bundled with Triton: registers, local memory (spills /
+stack), shared memory, barriers and 16-byte loads per kernel. It catches compile failures and
+register spills before any GPU time is spent. The local Triton may be newer than the one on
+the GPU machine, so treat it as a lead, not a guarantee.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # silence a Triton 3.9 warning
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+import uasr.graph.triton_kernels as tk  # noqa: E402
+
+P, I32 = "*fp32", "*i32"
+CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+
+DENSE_FWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, wt_ptr=P, init_ptr=P, fin_ptr=P, len_ptr=I32,
+                 a_ptr=P, c_ptr=P, out_ptr=P, T="i32", V="i32", S="i32", BS="constexpr")
+DENSE_BWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, w_ptr=P, fin_ptr=P, len_ptr=I32, a_ptr=P,
+                 c_ptr=P, g_ptr=P, gam_ptr=P, y_ptr=P, T="i32", V="i32", S="i32",
+                 BS="constexpr", NEED_Y="constexpr")
+_BLOCK = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, src_ptr=I32, dst_ptr=I32, wt_ptr=P, loop_ptr=P)
+_TILE = dict(I="constexpr", O="constexpr", BI="constexpr", BO="constexpr", KB="constexpr",
+             BSS="constexpr")
+BLOCK_FWD = dict(_BLOCK, init_ptr=P, fin_ptr=P, len_ptr=I32, u_ptr=P, c_ptr=P, out_ptr=P,
+                 T="i32", V="i32", S="i32", KN="i32", **_TILE)
+BLOCK_BWD = dict(_BLOCK, fin_ptr=P, len_ptr=I32, u_ptr=P, c_ptr=P, v_ptr=P, gr_ptr=P, sab_ptr=P,
+                 T="i32", V="i32", S="i32", KN="i32", VT="i32", **_TILE)
+
+
+def compile_one(name: str, fn, sig: dict, consts: dict, opts: dict, arch: int) -> bool:
+    # pointers are 16-byte aligned at run time (torch allocations): tell the compiler so
+    attrs = {(i,): [["tt.divisibility", 16]] for i, t in enumerate(sig.values()) if t.startswith("*")}
+    t0 = time.time()
+    try:
+        k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs),
+                           target=GPUTarget("cuda", arch, 32), options=opts)
+    except Exception as e:
+        print(f"{name:<22}{str(opts):<48} FAILED: {repr(e)[:300]}")
+        return False
+    res = ""
+    with tempfile.NamedTemporaryFile("wb", suffix=".cubin", delete=False) as f:
+        f.write(k.asm["cubin"])
+    try:
+        out = subprocess.run([str(CUOBJDUMP), "--dump-resource-usage", f.name],
+                             capture_output=True, text=True).stdout
+        get = lambda key: (re.search(rf"{key}:(\d+)", out) or [None, "?"])[1]  # noqa: E731
+        res = f"regs={get('REG')} stack={get('STACK')} local={get('LOCAL')}"
+    except Exception:
+        pass
+    finally:
+        os.unlink(f.name)
+    ptx = k.asm["ptx"]
+    print(f"{name:<22}{str(opts):<48}{time.time() - t0:5.1f}s {res} smem={k.metadata.shared} "
+          f"bar={ptx.count('bar.sync') + ptx.count('barrier.sync')} "
+          f"ld.v4={ptx.count('ld.global.v4')}", flush=True)
+    return True
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--arch", type=int, default=90)
+    p.add_argument("--dense", type=int, nargs="+", default=[64, 128, 256], help="BS values")
+    p.add_argument("--block", type=int, nargs=2, default=[40, 40], help="I O (trigram: 40 40)")
+    args = p.parse_args()
+    ok = True
+    for BS in args.dense:
+        for cfg in tk.dense_configs(BS):
+            ok &= compile_one(f"dense_fwd BS={BS}", tk._dense_fwd_kernel, DENSE_FWD,
+                              {"BS": BS}, cfg, args.arch)
+            for need_y in (False, True):
+                ok &= compile_one(f"dense_bwd BS={BS} Y={int(need_y)}", tk._dense_bwd_kernel,
+                                  DENSE_BWD, {"BS": BS, "NEED_Y": need_y}, cfg, args.arch)
+    I, O = args.block
+    I = -(-I // 4) * 4
+    BI, BO = tk._next_pow2(I, 4), tk._next_pow2(O, 4)
+    for cfg in tk.block_configs(BI, BO):
+        opts = {k: v for k, v in cfg.items() if k != "KB"}
+        consts = {"I": I, "O": O, "BI": BI, "BO": BO, "KB": cfg["KB"], "BSS": 1024}
+        ok &= compile_one(f"block_fwd KB={cfg['KB']}", tk._block_fwd_kernel, BLOCK_FWD, consts,
+                          opts, args.arch)
+        ok &= compile_one(f"block_bwd KB={cfg['KB']}", tk._block_bwd_kernel, BLOCK_BWD, consts,
+                          opts, args.arch)
+    print("all compiled" if ok else "SOME FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
