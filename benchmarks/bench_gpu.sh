@@ -24,7 +24,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 } | tee "$OUT/env.txt"
 
 PT_ARGS=(-q -p no:cacheprovider)
-if $PY -c "import pytest_timeout" 2>/dev/null; then PT_ARGS+=(--timeout 90); fi
+if $PY -c "import pytest_timeout" 2>/dev/null; then PT_ARGS+=(--timeout 140); fi
 
 # 1) the Triton tests (CUDA, compiled), then the rest of tests/graph
 echo "== pytest tests/graph/test_triton.py (<=150 s)"
