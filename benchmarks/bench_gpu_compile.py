@@ -29,20 +29,20 @@ from triton.compiler import ASTSource  # noqa: E402
 
 import uasr.graph.triton_kernels as tk  # noqa: E402
 
-P, I32 = "*fp32", "*i32"
+P, I32, I64 = "*fp32", "*i32", "*i64"
 CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
 
-DENSE_FWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, wt_ptr=P, init_ptr=P, fin_ptr=P, len_ptr=I32,
-                 a_ptr=P, c_ptr=P, out_ptr=P, T="i32", V="i32", S="i32", BS="constexpr")
-DENSE_BWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, w_ptr=P, fin_ptr=P, len_ptr=I32, a_ptr=P,
+DENSE_FWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, wt_ptr=P, init_ptr=P, fin_ptr=P, len_ptr=I64,
+                 a_ptr=P, c_ptr=P, out_ptr=P, cst_ptr=P, T="i32", V="i32", S="i32", BS="constexpr")
+DENSE_BWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, w_ptr=P, fin_ptr=P, len_ptr=I64, a_ptr=P,
                  c_ptr=P, g_ptr=P, gam_ptr=P, y_ptr=P, T="i32", V="i32", S="i32",
                  BS="constexpr", NEED_Y="constexpr")
 _BLOCK = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, src_ptr=I32, dst_ptr=I32, wt_ptr=P, loop_ptr=P)
 _TILE = dict(I="constexpr", O="constexpr", BI="constexpr", BO="constexpr", KB="constexpr",
              BSS="constexpr")
-BLOCK_FWD = dict(_BLOCK, init_ptr=P, fin_ptr=P, len_ptr=I32, u_ptr=P, c_ptr=P, out_ptr=P,
-                 T="i32", V="i32", S="i32", KN="i32", **_TILE)
-BLOCK_BWD = dict(_BLOCK, fin_ptr=P, len_ptr=I32, u_ptr=P, c_ptr=P, v_ptr=P, gr_ptr=P, sab_ptr=P,
+BLOCK_FWD = dict(_BLOCK, init_ptr=P, fin_ptr=P, len_ptr=I64, u_ptr=P, c_ptr=P, out_ptr=P,
+                 cst_ptr=P, T="i32", V="i32", S="i32", KN="i32", **_TILE)
+BLOCK_BWD = dict(_BLOCK, fin_ptr=P, len_ptr=I64, u_ptr=P, c_ptr=P, v_ptr=P, gr_ptr=P, sab_ptr=P,
                  T="i32", V="i32", S="i32", KN="i32", VT="i32", **_TILE)
 
 

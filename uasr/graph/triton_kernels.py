@@ -66,7 +66,7 @@ if HAVE_TRITON:
 
     @triton.jit
     def _dense_fwd_kernel(em_ptr, sh_ptr, lab_ptr, wt_ptr, init_ptr, fin_ptr, len_ptr,
-                          a_ptr, c_ptr, out_ptr, T, V, S, BS: tl.constexpr):
+                          a_ptr, c_ptr, out_ptr, cst_ptr, T, V, S, BS: tl.constexpr):
         b = tl.program_id(0).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
         r = tl.arange(0, BS)
@@ -107,8 +107,9 @@ if HAVE_TRITON:
             tl.store(c_b + t, c)
             logsum += sh + tl.log(c)
         fin = tl.sum(a * tl.load(fin_ptr + r, mask=rm, other=0.0), axis=0)
-        tl.store(out_ptr + 2 * b, logsum)
-        tl.store(out_ptr + 2 * b + 1, fin)
+        # total = log(fin) + sum_t (shift_t + log c_t) + imax + fmax + (L - 1) * wmax
+        tl.store(out_ptr + b, tl.log(fin) + logsum + tl.load(cst_ptr)
+                 + (L - 1).to(tl.float32) * tl.load(cst_ptr + 1))
 
     @triton.jit
     def _dense_bwd_kernel(em_ptr, sh_ptr, lab_ptr, w_ptr, fin_ptr, len_ptr, a_ptr, c_ptr, g_ptr,
@@ -153,7 +154,7 @@ if HAVE_TRITON:
 
     @triton.jit
     def _block_fwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, init_ptr,
-                          fin_ptr, len_ptr, u_ptr, c_ptr, out_ptr, T, V, S, KN,
+                          fin_ptr, len_ptr, u_ptr, c_ptr, out_ptr, cst_ptr, T, V, S, KN,
                           I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
                           KB: tl.constexpr, BSS: tl.constexpr):
         b = tl.program_id(0).to(tl.int64)
@@ -222,8 +223,9 @@ if HAVE_TRITON:
             s = s0 + ss
             m = s < S
             acc += tl.load(last + s, mask=m, other=0.0) * tl.load(fin_ptr + s, mask=m, other=0.0)
-        tl.store(out_ptr + 2 * b, logsum)
-        tl.store(out_ptr + 2 * b + 1, tl.sum(acc, axis=0) / c)
+        fin = tl.sum(acc, axis=0) / c
+        tl.store(out_ptr + b, tl.log(fin) + logsum + tl.load(cst_ptr)
+                 + (L - 1).to(tl.float32) * tl.load(cst_ptr + 1))
 
     @triton.jit
     def _block_bwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, fin_ptr,
@@ -509,6 +511,8 @@ class _Weights:
     final_w: Tensor
     const: Tensor  # imax + fmax
     wmax: Tensor
+    cst: Tensor  # [2] = (const, wmax) for the kernels
+    used_range: Optional[tuple]  # (lo, hi + 1) when the emitted labels are exactly lo..hi
     W: Optional[Tensor] = None  # dense: [BS, BS] zero-padded W
     WT: Optional[Tensor] = None  # dense: the same for W transposed
     loop_fwd: Optional[Tensor] = None  # block: shares of the self-loops outside blocks [S]
@@ -533,9 +537,13 @@ def _weights(graph: Graph, kind: str) -> _Weights:
     imax, fmax = _max_finite(init), _max_finite(final)
     w = graph.weights.detach().to(dtype)
     wmax = _max_finite(w)
-    out = _Weights(lab=graph.labels.to(torch.int32).contiguous(), used=torch.unique(graph.labels),
+    used = torch.unique(graph.labels)
+    out = _Weights(lab=graph.labels.to(torch.int32).contiguous(), used=used,
                    init_w=torch.exp(init - imax).contiguous(),
-                   final_w=torch.exp(final - fmax).contiguous(), const=imax + fmax, wmax=wmax)
+                   final_w=torch.exp(final - fmax).contiguous(), const=imax + fmax, wmax=wmax,
+                   cst=torch.stack([imax + fmax, wmax]).to(dtype).contiguous(),
+                   used_range=(int(used[0]), int(used[-1]) + 1)
+                   if used.numel() == int(used[-1]) - int(used[0]) + 1 else None)
     if kind == "dense":
         tr = DenseTransitions(graph, w, dtype)
         BS = _next_pow2(graph.num_states)
@@ -604,28 +612,29 @@ def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
     B, T, V = em.shape
     S = graph.num_states
     dev = em.device
-    sh = em.index_select(2, wts.used).amax(-1)
-    sh = torch.where(torch.isfinite(sh), sh, torch.zeros_like(sh)).contiguous()
-    lens = lengths.to(device=dev, dtype=torch.int32).contiguous()
+    # per-frame shift = max over the labels the states emit (as scaled_forward), -inf -> 0
+    ur = wts.used_range
+    sh = (em[:, :, ur[0]:ur[1]] if ur else em.index_select(2, wts.used)).amax(-1)
+    sh = sh.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    lens = lengths.contiguous()  # int64; the kernels convert on load
     A = torch.empty(B, T, S, dtype=em.dtype, device=dev)
     c = torch.ones(B, T, dtype=em.dtype, device=dev)
-    out = torch.empty(B, 2, dtype=em.dtype, device=dev)
+    total = torch.empty(B, dtype=em.dtype, device=dev)
     work = B * T * S
     if kind == "dense":
         BS = _next_pow2(S)
         _launch(_dense_fwd_kernel, (B,),
-                (em, sh, wts.lab, wts.WT, wts.init_w, wts.final_w, lens, A, c, out, T, V, S),
+                (em, sh, wts.lab, wts.WT, wts.init_w, wts.final_w, lens, A, c, total, wts.cst,
+                 T, V, S),
                 {"BS": BS}, ("dense_fwd", BS), dense_configs(BS), work)
     else:
         p = _block_plan(graph).fwd
         BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
         _launch(_block_fwd_kernel, (B,),
                 (em, sh, wts.lab, p.src, p.dst, wts.wt_fwd, wts.loop_fwd, wts.init_w, wts.final_w,
-                 lens, A, c, out, T, V, S, p.K),
+                 lens, A, c, total, wts.cst, T, V, S, p.K),
                 {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
                 ("block_fwd", p.I, p.O), block_configs(BI, BO), work)
-    total = (torch.log(out[:, 1]) + out[:, 0] + wts.const
-             + (lengths.to(em.dtype) - 1) * wts.wmax)
     return total, TritonContext(kind, graph, wts, em, sh, lens, A, c), \
         TritonTransitions(graph, kind, wts.wmax)
 
@@ -658,10 +667,11 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
     S = A.shape[2]
     dev = em.device
     g = g.to(em.dtype).contiguous()
-    lengths = lens.to(torch.int64)
-    rows = torch.arange(B, device=dev)
+    lengths = lens
     work = B * T * S
-    zero = torch.zeros((), dtype=em.dtype, device=dev)
+    zero = 0.0
+    if need_w:
+        rows = torch.arange(B, device=dev)
     if need_w or ctx.kind == "block":
         valid = (torch.arange(T, device=dev).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
     if ctx.kind == "dense":
@@ -673,8 +683,8 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
                 {"BS": BS, "NEED_Y": bool(need_w)}, ("dense_bwd", BS, bool(need_w)),
                 dense_configs(BS), work)
         first = gam if num_labels is None else _label_sum(gam, ctx.graph.labels, num_labels, None)
-        gam0, gam_last = gam[:, 0], gam[rows, lengths - 1]
         if need_w:
+            gam0, gam_last = gam[:, 0], gam[rows, lengths - 1]
             X = torch.where(valid, A, zero)
     else:
         p = _block_plan(ctx.graph).bwd
@@ -693,11 +703,13 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
                             torch.zeros_like(sab))  # gamma = G * scale (G is 0 past a length)
         if num_labels is None:
             first = G.mul_(scale.unsqueeze(-1))
-            gam0, gam_last = first[:, 0], first[rows, lengths - 1]
+            if need_w:
+                gam0, gam_last = first[:, 0], first[rows, lengths - 1]
         else:
             first = _label_sum(G, ctx.graph.labels, num_labels, scale)
-            gam0 = G[:, 0] * scale[:, :1]
-            gam_last = G[rows, lengths - 1] * scale[rows, lengths - 1].unsqueeze(1)
+            if need_w:
+                gam0 = G[:, 0] * scale[:, :1]
+                gam_last = G[rows, lengths - 1] * scale[rows, lengths - 1].unsqueeze(1)
         if need_w:
             Y = torch.where(valid, Vb * (scale / c).unsqueeze(-1), zero)
             X = torch.where(valid, A / c.unsqueeze(-1), zero)
