@@ -313,6 +313,7 @@ if HAVE_TRITON:
 
 # ============================================================================ launch + tuning
 _BEST: dict = {}  # (kernel, shape key) -> chosen launch options; the benchmark prints these
+_DEFAULT: dict = {}  # (kernel, shape key) -> index of the first candidate that compiled
 FORCE_CONFIG: Optional[dict] = None  # tests: run exactly this config (skips tuning)
 TUNE_MIN_WORK = 1 << 17  # B * T * S below this: the default config, no tuning
 
@@ -329,8 +330,17 @@ def _launch(kernel, grid: tuple, args: tuple, consts: dict, key: tuple, cands: l
         kernel[grid](*args, **consts, **FORCE_CONFIG)
         return
     if _interpreting() or len(cands) == 1 or not args[0].is_cuda or work < TUNE_MIN_WORK:
-        kernel[grid](*args, **consts, **cands[0])
-        return
+        # small work: the first candidate that compiles (remembered), no timing
+        start = _DEFAULT.get(key, 0)
+        for i in range(start, len(cands)):
+            try:
+                kernel[grid](*args, **consts, **cands[i])
+            except Exception:
+                if i == len(cands) - 1:
+                    raise
+                continue
+            _DEFAULT[key] = i
+            return
     best = _BEST.get(key)
     if best is None:
         times = []
