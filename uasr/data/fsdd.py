@@ -221,14 +221,20 @@ def _write_manifests(recs: list, sups: list, out: Path, split: str) -> None:
         os.replace(tmp, path)
 
 
-def _utterance(uid: str, speaker: str, x8: np.ndarray, items, audio_dir: Path, takes: list[Take],
-               spans=None):
+def _utterance(uid: str, speaker: str, x8: np.ndarray, items, audio_dir: Path, final_dir: Path,
+               takes: list[Take], spans=None):
+    """Write the 16 kHz audio into ``audio_dir``; the manifest names it under ``final_dir``
+    (where the finished corpus will live after the rename)."""
+    import dataclasses
+
     import soundfile as sf
     from lhotse import Recording, SupervisionSegment
     from lhotse.supervision import AlignmentItem
     path = audio_dir / f"{uid}.flac"
     sf.write(path, to_rate(x8), RATE, subtype="PCM_16")
     rec = Recording.from_file(path, recording_id=uid)
+    rec = dataclasses.replace(rec, sources=[dataclasses.replace(rec.sources[0],
+                                                                source=str(final_dir / path.name))])
     dur = rec.duration
     ali = [AlignmentItem(symbol=w, start=round(s, 4), duration=round(min(d, dur - s), 4)) for w, s, d in items]
     custom = {"takes": [t.name for t in takes]}
@@ -258,6 +264,7 @@ def build_corpus(fsdd_dir: Path, out_dir: Path, *, num_strings: dict[str, int], 
     rng = np.random.default_rng(seed + 1)
     audio = AudioCache()
     out_dir = Path(out_dir)
+    final = out_dir.resolve()
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     info: dict = {"fsdd_dir": str(fsdd_dir), "seed": seed, "test_speakers": test_speakers,
@@ -280,7 +287,8 @@ def build_corpus(fsdd_dir: Path, out_dir: Path, *, num_strings: dict[str, int], 
             seen.add(tuple(digits))
             chosen = _pick(pool, spk, digits, rng)
             x, items, spans = compose(chosen, audio, rng, pause)
-            r, s = _utterance(f"{split}-{spk}-{i:05d}", spk, x, items, adir, chosen, spans)
+            r, s = _utterance(f"{split}-{spk}-{i:05d}", spk, x, items, adir,
+                              final / "strings" / "audio" / split, chosen, spans)
             recs.append(r)
             sups.append(s)
             secs += r.duration
@@ -298,7 +306,8 @@ def build_corpus(fsdd_dir: Path, out_dir: Path, *, num_strings: dict[str, int], 
         for t in tqdm(ts, desc=f"isolated {split}", unit="utt", disable=not progress):
             x = audio(t)
             r, s = _utterance(f"{split}-{t.speaker}-{t.name}", t.speaker, x,
-                              [(DIGITS[t.digit], 0.0, len(x) / FSDD_RATE)], adir, [t])
+                              [(DIGITS[t.digit], 0.0, len(x) / FSDD_RATE)], adir,
+                              final / "isolated" / "audio" / split, [t])
             recs.append(r)
             sups.append(s)
             secs += r.duration
