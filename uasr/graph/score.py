@@ -141,10 +141,11 @@ class _TotalScore(torch.autograd.Function):
                     g_sc[state["log_rows"]] = 0.0
                 if state["backend"] == "triton":
                     from uasr.graph.triton_kernels import triton_backward
-                    gam, *gw = triton_backward(state["scaled"], g_sc, trans, need_w)
+                    grad_em, *gw = triton_backward(state["scaled"], g_sc, trans, need_w,
+                                                   num_labels=V)
                 else:
                     gam, *gw = fb.scaled_backward(state["scaled"], g_sc, trans, need_w)
-                grad_em = gam.new_zeros(B, gam.shape[1], V).index_add_(2, graph.labels, gam)
+                    grad_em = gam.new_zeros(B, gam.shape[1], V).index_add_(2, graph.labels, gam)
                 grads_w = gw
             if "log" in state:
                 alpha, E, layout = state["log"]
