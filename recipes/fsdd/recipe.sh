@@ -16,6 +16,7 @@ num_units=0          # k-means units over segments (0 = by size: tiny 16, else 6
 lm_order=3           # LM prior of training and decoding (restarts use the bigram)
 num_restarts=0       # 0 = by size
 stay_prob=0.85       # loop topology over unsupervised segments (~7 segments per digit)
+work_dir=recipes/fsdd  # data/, exp/ and the default-size results go here (tests use a temp dir)
 prepare_stop_stage=2
 stage_names=(
   "corpus: FSDD digit strings (one speaker each, bigram digit LM, pauses) + isolated-digit control"
@@ -26,7 +27,6 @@ stage_names=(
   "report: RESULTS.md, results.json and der.png (strings vs isolated digits)"
 )
 
-fsdd_recipe=recipes/fsdd
 conds=(strings isolated)
 
 # Systems: name | tokens | sizes (all = also in --size tiny) | extra train options
@@ -46,12 +46,12 @@ systems=(
 # this file is sourced.
 _setup() {
   case "$size" in tiny|default) ;; *) die "--size $size: use tiny or default" ;; esac
-  data=$fsdd_recipe/data
+  data=$work_dir/data
   corpus=$data/corpus_$size
   tokens=$data/tokens_$size
   feats=$data/${feature}_$size
   lang=$data/lang_$size
-  exp=$fsdd_recipe/exp/$size
+  exp=$work_dir/exp/$size
   if [ "$size" = tiny ]; then
     units=$num_units; [ "$units" = 0 ] && units=16
     restarts=$num_restarts; [ "$restarts" = 0 ] && restarts=2
@@ -169,7 +169,7 @@ stage_4() {
 
 stage_5() {
   _setup
-  local results_dir=$fsdd_recipe
+  local results_dir=$work_dir
   [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite the committed results
   uasr fsdd-report --exp-dir $exp --corpus-dir $corpus --lang-dir $lang --tokens-dir $tokens \
     --results-dir $results_dir --title "recipes/fsdd, --size $size, seed $seed" \
