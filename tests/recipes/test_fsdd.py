@@ -1,8 +1,17 @@
-"""FSDD digit-string builder: composition, tiling alignments, speaker split, LM text, lang, errors."""
+"""recipes/fsdd: the FSDD digit-string builder (composition, tiling alignments, speaker split,
+LM text, lang, errors) and an end-to-end run at --size tiny (stages 0-5) in a temp work dir.
+
+The end-to-end run uses the shared FSDD copy when this machine has it, otherwise a synthetic
+corpus in FSDD's layout (:func:`make_fake_fsdd`), so the pipeline is exercised everywhere.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +21,8 @@ import soundfile as sf
 from uasr.data.fsdd import (DIGITS, FSDD_RATE, RATE, DigitLM, build_corpus, scan_fsdd, split_takes,
                             write_lang)
 
+ROOT = Path(__file__).resolve().parents[2]
+REAL = ROOT.parent / "shared" / "data" / "fsdd"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 
 
@@ -149,13 +160,59 @@ def test_split_rejects_unknown_test_speaker(tmp_path):
     assert {t.speaker for t in s["dev"]} == {"theo"} and all(t.take == 0 for t in s["dev"])
 
 
-@pytest.mark.skipif(not Path("/work/shared/data/fsdd/recordings").is_dir()
-                    and not (Path(__file__).resolve().parents[3] / "shared/data/fsdd/recordings").is_dir(),
-                    reason="the shared FSDD copy is not on this machine")
+@pytest.mark.skipif(not (REAL / "recordings").is_dir(), reason="the shared FSDD copy is not on this machine")
 def test_real_fsdd_layout():
-    root = Path(__file__).resolve().parents[3] / "shared/data/fsdd"
-    root = root if root.is_dir() else Path("/work/shared/data/fsdd")
-    takes = scan_fsdd(root)
+    takes = scan_fsdd(REAL)
     assert len(takes) == 3000 and len({t.speaker for t in takes}) == 6
     s = split_takes(takes, ["nicolas", "theo"], 10)
     assert (len(s["train"]), len(s["dev"]), len(s["test"])) == (2000, 200, 800)
+
+
+
+def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "run.sh"), "--recipe", "fsdd", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_missing_fsdd_dir_is_named(tmp_path):
+    res = _run("--stage", "0", "--stop-stage", "0", "--work-dir", str(tmp_path), "--fsdd-dir", str(tmp_path / "nope"))
+    assert res.returncode == 1
+    assert f"{tmp_path / 'nope'} is missing" in res.stderr and "--fsdd-dir" in res.stderr
+    res = _run("--stage", "3", "--stop-stage", "3", "--work-dir", str(tmp_path), "--size", "tiny")
+    assert res.returncode == 1 and "run stage 1 first" in res.stderr
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end(tmp_path):
+    fsdd = REAL if (REAL / "recordings").is_dir() else make_fake_fsdd(tmp_path / "fsdd", takes=12)
+    t0 = time.time()
+    res = _run("--size", "tiny", "--work-dir", str(tmp_path / "w"), "--fsdd-dir", str(fsdd))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert time.time() - t0 < 240  # CI budget (about 100 s on 2 shared cores)
+    exp = tmp_path / "w" / "exp" / "tiny"
+    for f in ("RESULTS.md", "results.json", "der.png"):
+        assert (exp / f).is_file()
+    assert not (tmp_path / "w" / "RESULTS.md").exists()  # tiny never writes the committed results
+    res_json = json.loads((exp / "results.json").read_text())
+    rows = res_json["rows"]
+    assert {r["condition"] for r in rows} == {"strings", "isolated"}
+    assert {r["supervision"] for r in rows} == {"unsup", "sup", "lm-only"}
+    md = (exp / "RESULTS.md").read_text()
+    for r in rows:
+        for k in ("der_dev", "der_test"):
+            assert math.isfinite(r[k]) and r[k] >= 0
+        d = exp / r["condition"] / r["system"]
+        dec = json.loads((d / "decode.json").read_text())["test"]
+        assert dec["err"] == dec["ins"] + dec["del"] + dec["sub"]
+        assert abs(100 * dec["err"] / dec["ref"] - r["der_test"]) < 0.01
+        first = (d / "errs-test.txt").read_text().splitlines()[0]
+        assert float(re.match(r"%PER ([\d.]+)", first)[1]) == pytest.approx(r["der_test"], abs=0.01)
+        assert f"{r['der_test']:.2f}" in md
+    # isolated test utterances hold one digit each, strings 10-12
+    iso = [r for r in rows if r["condition"] == "isolated"][0]
+    dec = json.loads((exp / "isolated" / iso["system"] / "decode.json").read_text())["test"]
+    n_iso = res_json["corpus"]["isolated"]["test"]["utterances"]
+    assert dec["ref"] == n_iso
+    # idempotent: a second run skips every stage's work
+    res = _run("--size", "tiny", "--work-dir", str(tmp_path / "w"), "--fsdd-dir", str(fsdd), "--stop-stage", "2")
+    assert res.returncode == 0 and res.stderr.count("skipping") >= 3
