@@ -153,7 +153,9 @@ class LogLayout:
         self.packed = graph.is_batch
         S = graph.num_states
         if self.packed:
-            self.owner = graph.state_batch_index()  # [S]
+            if "owner" not in graph._cache:  # (repeat_interleave syncs: compute once)
+                graph._cache["owner"] = graph.state_batch_index()
+            self.owner = graph._cache["owner"]  # [S]
             self.len_state = lengths[self.owner].unsqueeze(0)  # [1, S]
         else:
             self.owner = None
@@ -172,14 +174,20 @@ class LogLayout:
         return _scatter_logsumexp(x, self.owner, B).squeeze(0)
 
 
+def _or(x: Optional[Tensor], default: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x`` (a weight override, e.g. a CUDA-graph static copy) or the graph's own tensor."""
+    return (default if x is None else x).detach().to(dtype)
+
+
 def log_forward(E: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout,
-                semiring: str = "log"):
+                semiring: str = "log", weights: Optional[Tensor] = None,
+                init: Optional[Tensor] = None):
     """Log-space forward. ``semiring="tropical"`` also returns back-pointer arcs ``[R, T, S]``."""
     R, T, S = E.shape
     src, dst = graph.src, graph.dst
-    w = graph.weights.detach().to(E.dtype)
+    w = _or(weights, graph.weights, E.dtype)
     alpha = torch.empty_like(E)
-    alpha[:, 0] = graph.init.detach().to(E.dtype) + E[:, 0]
+    alpha[:, 0] = _or(init, graph.init, E.dtype) + E[:, 0]
     bp = torch.full((R, T, S), -1, dtype=torch.int64, device=E.device) if semiring == "tropical" else None
     arc_ids = torch.arange(src.numel(), device=E.device)
     for t in range(1, T):
@@ -200,19 +208,21 @@ def log_forward(E: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout,
     return alpha, bp
 
 
-def log_total(alpha: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout, B: int) -> Tensor:
+def log_total(alpha: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout, B: int,
+              final: Optional[Tensor] = None) -> Tensor:
     """Per-utterance log total from the forward variables (frozen after each length)."""
-    last = alpha[:, -1] + graph.final.detach().to(alpha.dtype)
+    last = alpha[:, -1] + _or(final, graph.final, alpha.dtype)
     return layout.totals(last, B)
 
 
 def log_backward(alpha: Tensor, E: Tensor, total: Tensor, g: Tensor, graph: Graph,
-                 layout: LogLayout, need_weights: bool):
+                 layout: LogLayout, need_weights: bool, weights: Optional[Tensor] = None,
+                 final: Optional[Tensor] = None):
     """Returns ``(gamma [R, T, S] scaled by g, arc_grad, init_grad, final_grad)``."""
     R, T, S = E.shape
     src, dst = graph.src, graph.dst
-    w = graph.weights.detach().to(E.dtype)
-    final = graph.final.detach().to(E.dtype)
+    w = _or(weights, graph.weights, E.dtype)
+    final = _or(final, graph.final, E.dtype)
     if layout.packed:
         Z = total[layout.owner].unsqueeze(0)  # [1, S]
         gs = g[layout.owner].unsqueeze(0)

@@ -33,11 +33,15 @@ def _check_inputs(emissions: Tensor, lengths: Tensor, graph: Graph) -> Tensor:
     lengths = torch.as_tensor(lengths, device=emissions.device).to(torch.int64)
     if lengths.shape != (B,):
         raise ValueError(f"lengths must have shape [{B}], got {tuple(lengths.shape)}")
-    if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+    # one host sync for both bounds (syncs dominate small GPU batches)
+    if B and not (1 <= min(lo_hi := torch.stack([lengths.min(), lengths.max()]).tolist())
+                  and lo_hi[1] <= T):
         bad = int(torch.nonzero((lengths < 1) | (lengths > T))[0])
         raise ValueError(f"lengths[{bad}] = {int(lengths[bad])} is outside [1, T={T}]")
-    if graph.num_states and int(graph.labels.max()) >= V:
-        raise ValueError(f"graph uses label {int(graph.labels.max())} but emissions have V={V}")
+    if "max_label" not in graph._cache:
+        graph._cache["max_label"] = int(graph.labels.max()) if graph.num_states else -1
+    if graph._cache["max_label"] >= V:
+        raise ValueError(f"graph uses label {graph._cache['max_label']} but emissions have V={V}")
     if graph.is_batch and graph.num_graphs != B:
         raise ValueError(f"packed graph holds {graph.num_graphs} graphs for a batch of {B}")
     if graph.device != emissions.device:
@@ -60,6 +64,7 @@ class _TotalScore(torch.autograd.Function):
         B, T, V = emissions.shape
         em = _mask_padding(emissions.detach(), lengths)
         state = {"backend": backend}
+        all_finite = None  # None: not yet checked
         if beam is not None:
             if cuda_graphs.enabled(em):
                 key = ("pruned_fwd", tuple(em.shape), em.dtype, beam)
@@ -77,8 +82,10 @@ class _TotalScore(torch.autograd.Function):
                 trans = make_transitions(graph, backend, em.dtype)
                 total, sctx = fb.scaled_forward(em[:, :, graph.labels], lengths, graph, trans)
             state["scaled"], state["trans"] = sctx, trans
-            dead = ~torch.isfinite(total)
-            if bool(dead.any()):
+            all_finite = bool(torch.isfinite(total).all())
+            if not all_finite:
+                all_finite = None  # unknown again after the fallback
+                dead = ~torch.isfinite(total)
                 # Probability space underflowed or there is truly no path: redo those
                 # utterances exactly in log space.
                 state["log_rows"] = idx = torch.nonzero(dead).squeeze(1)
@@ -90,14 +97,22 @@ class _TotalScore(torch.autograd.Function):
                 total[idx] = fb.log_total(alpha, sub_len, graph, layout, idx.numel())
                 state["log"] = (alpha, E, layout)
         else:
-            layout = fb.LogLayout(graph, lengths)
-            E = layout.gather_emissions(em, graph.labels)
-            alpha, _ = fb.log_forward(E, lengths, graph, layout)
-            total = fb.log_total(alpha, lengths, graph, layout, B)
-            state["log"] = (alpha, E, layout)
+            def log_pass(e, n, w, i, f):
+                layout = fb.LogLayout(graph, n)
+                E = layout.gather_emissions(e, graph.labels)
+                alpha, _ = fb.log_forward(E, n, graph, layout, weights=w, init=i)
+                return fb.log_total(alpha, n, graph, layout, B, final=f), alpha, E
+
+            args = (em, lengths, weights, init, final)
+            if cuda_graphs.enabled(em):
+                key = ("log_fwd", tuple(em.shape), em.dtype)
+                total, alpha, E = cuda_graphs.run_captured(graph._cache, key, log_pass, args)
+            else:
+                total, alpha, E = log_pass(*args)
+            state["log"] = (alpha, E, fb.LogLayout(graph, lengths))
             state["log_rows"] = None
         bad = ~torch.isfinite(total)
-        if bool(bad.any()) and no_path == "raise":
+        if no_path == "raise" and not (all_finite or bool(torch.isfinite(total).all())):
             i = int(torch.nonzero(bad)[0])
             raise NoPathError(
                 f"utterance {i} (batch index) has no complete path through the graph in "
@@ -105,10 +120,9 @@ class _TotalScore(torch.autograd.Function):
                 f"no_path='zero' or 'inf' to skip such utterances instead")
         ctx.state, ctx.graph, ctx.V = state, graph, V
         ctx.save_for_backward(lengths, total)
-        out = total.clone()
         if no_path == "zero":
-            out[bad] = 0.0
-        return out
+            return torch.where(bad, torch.zeros_like(total), total)
+        return total.clone()
 
     @staticmethod
     def backward(ctx, g):
@@ -151,7 +165,15 @@ class _TotalScore(torch.autograd.Function):
                 alpha, E, layout = state["log"]
                 rows = state["log_rows"]
                 sub = slice(None) if rows is None else rows
-                gam, *gw = fb.log_backward(alpha, E, Zs[sub], g[sub], graph, layout, need_w)
+                if rows is None and cuda_graphs.enabled(E):
+                    key = ("log_bwd", tuple(E.shape), E.dtype, need_w)
+                    gam, *gw = cuda_graphs.run_captured(
+                        graph._cache, key,
+                        lambda a, e, z, gg, n, w, f: fb.log_backward(
+                            a, e, z, gg, graph, fb.LogLayout(graph, n), need_w, w, f),
+                        (alpha, E, Zs, g, lengths, graph.weights, graph.final))
+                else:
+                    gam, *gw = fb.log_backward(alpha, E, Zs[sub], g[sub], graph, layout, need_w)
                 if layout.packed:
                     flat = torch.zeros(B * E.shape[1], V, dtype=gam.dtype, device=gam.device)
                     T = E.shape[1]
