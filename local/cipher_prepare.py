@@ -73,7 +73,9 @@ def cmd_text(a: argparse.Namespace) -> None:
     books = list(dict.fromkeys(b for b, _ in verses))
     rng = random.Random(a.seed)
     sides: dict[str, dict[str, list[str]]] = {c: {"lm": [], "cipher": []} for c in CONDITIONS}
-    for book, text in verses:
+    for i, (book, text) in enumerate(verses):
+        if i % a.every:
+            continue
         words = normalize_text(text)
         if not words:
             continue
@@ -165,6 +167,7 @@ def main() -> None:
     p.add_argument("command", choices=("text", "phones", "lm", "encipher"))
     p.add_argument("--dir", type=Path, default=Path("data/cipher"))
     p.add_argument("--bible", default="bible", help="the bible-kjv program")
+    p.add_argument("--every", type=int, default=1, help="keep every N-th verse (tiny runs)")
     p.add_argument("--lexicon", type=Path, help="extra 'word phone ...' file (overrides CMUdict)")
     p.add_argument("--orders", type=int, nargs="+", default=[2, 3, 4])
     p.add_argument("--max-lm-tokens", type=int, default=0, help="cap the LM text (0: all)")

@@ -230,9 +230,10 @@ def make_fb(backend: str, lm: NgramLM, phones: Sequence[str], lm_scale: float,
                                                   graph.init * lm_scale, graph.final * lm_scale)
 
     def fb(logq: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        em = logq.detach().requires_grad_()
-        tot = total_score(em, lengths, graph, beam=beam, no_path="zero")
-        post, = torch.autograd.grad(tot.sum(), em)
+        with torch.enable_grad():  # the posteriors are the gradient of the total score
+            em = logq.detach().requires_grad_()
+            tot = total_score(em, lengths, graph, beam=beam, no_path="zero")
+            post, = torch.autograd.grad(tot.sum(), em)
         return tot.detach(), post
 
     def vit(logq: Tensor, lengths: Tensor) -> list[list[int]]:
@@ -249,17 +250,18 @@ def gather_emissions(logq: Tensor, x: Tensor) -> Tensor:
     return logq.transpose(1, 2)[:, x].reshape(R * x.shape[0], x.shape[1], C)
 
 
-def run_epoch(fb: FB, logq: Tensor, data: list[tuple[Tensor, Tensor]],
+def run_epoch(fb: FB, logq: Tensor | Callable[[], Tensor], data: list[tuple[Tensor, Tensor]],
               counts: Tensor | None = None, step: Callable[[Tensor, int], None] | None = None,
               ) -> Tensor:
     """One pass: returns the training log-likelihood per restart ``[R]``. With ``counts``
     ``[R, K, C]`` accumulates posterior occupancies (EM); with ``step`` calls it per batch with
     d(loglik)/d(emissions) (Adam)."""
-    R = logq.shape[0]
+    table = logq if callable(logq) else (lambda: logq)  # adam: re-normalise after each step
+    R = table().shape[0]
     ll = torch.zeros(R, dtype=torch.float64)
     for x, lengths in data:
         B, T = x.shape
-        em = gather_emissions(logq.detach() if step is None else logq, x)
+        em = gather_emissions(table() if step is not None else table().detach(), x)
         lens = lengths.repeat(R)
         with torch.no_grad():
             logz, post = fb(em.detach(), lens)
@@ -274,7 +276,7 @@ def run_epoch(fb: FB, logq: Tensor, data: list[tuple[Tensor, Tensor]],
     return ll
 
 
-def train(a: argparse.Namespace) -> int:
+def train(a: argparse.Namespace, argv: list[str]) -> int:
     torch.manual_seed(a.seed)
     lm = read_arpa(a.lm)
     phones = list(ARPABET39)
@@ -319,7 +321,7 @@ def train(a: argparse.Namespace) -> int:
 
         for ep in range(a.epochs):
             order = torch.randperm(len(data)).tolist()
-            ll = run_epoch(fb, theta.log_softmax(-1), [data[i] for i in order], step=step)
+            ll = run_epoch(fb, lambda: theta.log_softmax(-1), [data[i] for i in order], step=step)
             history.append((ll / n_tok).tolist())
             logging.info(f"epoch {ep + 1}/{a.epochs}: loglik/symbol "
                          f"{' '.join(f'{v:.4f}' for v in history[-1])} ({time.time() - t0:.0f} s)")
@@ -330,7 +332,8 @@ def train(a: argparse.Namespace) -> int:
     seconds = time.time() - t0
     a.exp_dir.mkdir(parents=True, exist_ok=True)
     torch.save({"log_q": logq[best].clone(), "phones": phones}, a.exp_dir / "model.pt")
-    info = {"lm": str(a.lm), "lm_order": lm.order, "cipher": str(a.cipher),
+    info = {"command": "uasr decipher " + " ".join(argv), "lm": str(a.lm),
+            "lm_order": lm.order, "cipher": str(a.cipher),
             "symbols": n_tok, "optimizer": a.optimizer, "restarts": R, "epochs": a.epochs,
             "backend": a.backend, "beam": a.beam, "lm_scale": a.lm_scale,
             "init_from": str(a.init_from) if a.init_from else None,
@@ -342,7 +345,7 @@ def train(a: argparse.Namespace) -> int:
     return 0
 
 
-def decode(a: argparse.Namespace) -> int:
+def decode(a: argparse.Namespace, argv: list[str]) -> int:
     lm = read_arpa(a.lm)
     ckpt = a.exp_dir / "model.pt"
     if not ckpt.is_file():
@@ -378,7 +381,8 @@ def decode(a: argparse.Namespace) -> int:
     sym_map = logq.argmax(0)
     map_err = sum(phones[int(sym_map[s])] != r for sent, ref in zip(sents, refs)
                   for s, r in zip(sent, ref))
-    res = {"ser": errors / total, "map_ser": map_err / total, "test_symbols": total,
+    res = {"command": "uasr decipher " + " ".join(argv), "ser": errors / total,
+           "map_ser": map_err / total, "test_symbols": total,
            "decode_seconds": round(time.time() - t0, 1)}
     (a.exp_dir / "decode.json").write_text(json.dumps(res, indent=1))
     print(f"{a.exp_dir}: SER {100 * res['ser']:.2f}% ({errors}/{total}), "
@@ -418,11 +422,12 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     a = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)  # tiny probabilities as denormals slow CPUs ~10x
-    return train(a) if a.cmd == "train" else decode(a)
+    return train(a, argv) if a.cmd == "train" else decode(a, argv)
 
 
 if __name__ == "__main__":
