@@ -12,6 +12,7 @@ feature=fbank
 num_units=0          # k-means units over segments (0 = by size: tiny 64, else 128)
 lm_order=3           # the LM prior of training and decoding (restarts use a bigram)
 num_restarts=0       # 0 = by size
+systems=auto         # auto: the core ladder at --size tiny (CI budget), the full ladder otherwise; all
 prepare_stop_stage=2
 stage_names=(
   "corpus: flite voices speak KJV sentences (lhotse manifests + phone alignments)"
@@ -23,24 +24,39 @@ stage_names=(
 )
 
 synth_dir=recipes/synth
-data=$synth_dir/data
-corpus=$data/corpus_$size
-tokens=$data/tokens_$size
-lang=$data/lang_$size
-exp=$synth_dir/exp/$size
+
+# Size-dependent paths and settings; called by every stage (options are parsed after sourcing).
+_setup() {
+  data=$synth_dir/data
+  corpus=$data/corpus_$size
+  tokens=$data/tokens_$size
+  lang=$data/lang_$size
+  exp=$synth_dir/exp/$size
+  [ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
+  [ "$num_restarts" = 0 ] && num_restarts=$(_by_size 4 8)
+  restart_iters=$(_by_size 20 30)
+  num_epochs=$(_by_size 3 5)
+  lm_scales=$(_by_size "0.5,1,2" "0.5,1,1.5,2,3")
+  max_lm_sentences=$(_by_size 8000 0)
+  run_systems=("${all_systems[@]}")
+  if [ "$systems" = auto ] && [ "$size" = tiny ]; then  # every rung once, within the CI budget
+    run_systems=()
+    local e
+    for e in "${all_systems[@]}"; do
+      case "${e%%|*}" in
+        r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r3_unsup-seg_table_unsup|r4_frames_table_unsup)
+          run_systems+=("$e") ;;
+      esac
+    done
+  fi
+}
 
 _by_size() {  # _by_size TINY_VALUE OTHER_VALUE
   if [ "$size" = tiny ]; then echo "$1"; else echo "$2"; fi
 }
-[ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
-[ "$num_restarts" = 0 ] && num_restarts=$(_by_size 4 8)
-restart_iters=$(_by_size 20 30)
-num_epochs=$(_by_size 3 5)
-lm_scales=$(_by_size "0.5,1,2" "0.5,1,1.5,2,3")
-max_lm_sentences=$(_by_size 8000 0)
 
 # Systems of the ladder: name | tokens dir | extra train options.
-systems=(
+all_systems=(
   "r1_oracle-units_table_unsup|oracle|--units oracle"
   "r2_oracle-seg_lm-only|oracle|--supervision lm-only"
   "r2_oracle-seg_table_unsup|oracle|"
@@ -76,6 +92,7 @@ _timed() {  # _timed STAGE CMD...: run CMD, record its wall time for the report
 }
 
 stage_0() {
+  _setup
   ensure_apt flite flite
   ensure_apt bible bible-kjv
   [ -f /usr/lib/bible.data ] || ensure_apt __no_such_cmd__ bible-kjv-text
@@ -86,6 +103,7 @@ stage_0() {
 }
 
 stage_1() {
+  _setup
   need $corpus/manifests/synth_supervisions_test.jsonl.gz 0
   skip_if_done $tokens/frames/test.pt && return 0
   [ "$force" = true ] && rm -rf "$tokens" "$data/${feature}_$size"
@@ -95,6 +113,7 @@ stage_1() {
 }
 
 stage_2() {
+  _setup
   ensure_apt t2p flite
   need $corpus/lm_text.txt 0
   skip_if_done $lang/lm.json && return 0
@@ -105,7 +124,7 @@ stage_2() {
 
 _train_all() {
   local entry name tok opts
-  for entry in "${systems[@]}"; do
+  for entry in "${run_systems[@]}"; do
     IFS='|' read -r name tok opts <<< "$entry"
     if skip_if_done "$exp/$name/train.json"; then continue; fi
     [ "$force" = true ] && rm -rf "$exp/$name"
@@ -118,6 +137,7 @@ _train_all() {
 }
 
 stage_3() {
+  _setup
   need $tokens/frames/test.pt 1
   need $lang/lm.json 2
   _timed 3 _train_all
@@ -125,7 +145,7 @@ stage_3() {
 
 _decode_all() {
   local entry name tok opts
-  for entry in "${systems[@]}"; do
+  for entry in "${run_systems[@]}"; do
     IFS='|' read -r name tok opts <<< "$entry"
     need "$exp/$name/train.json" 3
     if skip_if_done "$exp/$name/decode.json"; then continue; fi
@@ -135,10 +155,12 @@ _decode_all() {
 }
 
 stage_4() {
+  _setup
   _timed 4 _decode_all
 }
 
 stage_5() {
+  _setup
   local results_dir=$synth_dir
   [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite the committed results
   for s in 0 1 2 3 4; do

@@ -28,6 +28,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, default=-1, help="checkpoint epoch-N.pt (-1 = latest)")
     p.add_argument("--avg", type=int, default=1, help="average the last N checkpoints (table/gaussian: 1)")
     p.add_argument("--lm-scales", default="0.5,1,1.5,2,3,4")
+    p.add_argument("--batch-size", type=int, default=256)
     return p
 
 
@@ -87,16 +88,32 @@ def main(argv: list[str] | None = None) -> int:
     refs = {s: [without_sil(r) for r in d.ref] for s, d in sets.items()}
     ems = {s: emissions_for(ckpt, d, symbols) for s, d in sets.items()}
 
-    def hyps(split: str, scale: float) -> list[list[str]]:
-        em, L = ems[split]
-        return [without_sil([names[i] for i in seq]) for seq in decode(em, L, graph, scale)]
-
+    # one batched Viterbi over (dev + test) x scales; the scale is then chosen on dev only
     scales = [1.0] if ckpt["supervision"] == "lm-only" else [float(s) for s in args.lm_scales.split(",")]
-    tuned = {s: per(refs["dev"], hyps("dev", s)) for s in scales}
+    from uasr.data.tokens import pad
+    seqs, lens = [], []
+    for scale in scales:
+        for split in ("dev", "test"):
+            em, L = ems[split]
+            seqs += [em[i, :L[i]] / scale for i in range(len(L))]
+    em_all, L_all = pad(seqs)
+    order = sorted(range(len(L_all)), key=lambda i: int(L_all[i]))  # similar lengths per batch
+    dec = decode(em_all[order], L_all[order], graph, 1.0, batch_size=args.batch_size)
+    best_paths = [None] * len(order)
+    for j, i in enumerate(order):
+        best_paths[i] = dec[j]
+    hyp: dict = {}
+    k = 0
+    for scale in scales:
+        for split in ("dev", "test"):
+            n = len(sets[split])
+            hyp[(scale, split)] = [without_sil([names[c] for c in seq]) for seq in best_paths[k:k + n]]
+            k += n
+    tuned = {s: per(refs["dev"], hyp[(s, "dev")]) for s in scales}
     best = min(tuned, key=tuned.get)
     out = {"epoch": epoch, "lm_scale": best, "dev_per_by_scale": tuned}
     for split in ("dev", "test"):
-        res = write_results(args.exp_dir, split, sets[split].ids, refs[split], hyps(split, best))
+        res = write_results(args.exp_dir, split, sets[split].ids, refs[split], hyp[(best, split)])
         out[split] = res
         print(f"{args.exp_dir.name}\t{split}\tPER {res['per']:.2f}%\t(lm_scale {best}, epoch {epoch})")
     out["decode_seconds"] = round(time.time() - t0, 2)

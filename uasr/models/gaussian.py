@@ -18,9 +18,10 @@ class GaussianEmission(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``[B, N, D]`` features -> ``[B, N, C]`` log densities (0 on padding)."""
-        var = self.log_var.exp()
-        d = x[:, :, None, :] - self.mean  # [B, N, C, D]
-        ll = -0.5 * ((d * d / var).sum(-1) + self.log_var.sum(-1) + x.shape[-1] * math.log(2 * math.pi))
+        prec = (-self.log_var).exp()  # [C, D]
+        # expanded square: x^2 . prec - 2 x . (mu prec) + mu^2 . prec, as matmuls (no [B,N,C,D])
+        quad = (x * x) @ prec.t() - 2 * x @ (self.mean * prec).t() + (self.mean ** 2 * prec).sum(-1)
+        ll = -0.5 * (quad + self.log_var.sum(-1) + x.shape[-1] * math.log(2 * math.pi))
         mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
         return ll * mask[..., None]
 
