@@ -10,6 +10,8 @@ size=default
 data=            # default: data/cipher (tiny: data/cipher_tiny)
 exp=             # default: exp/cipher  (tiny: exp/cipher_tiny)
 jobs=2           # training chains run in parallel
+orders=          # LM orders (default: 2 3 4; tiny: 2 3)
+sizes=           # cipher training sizes in symbols (default: 10000 100000 1000000)
 seed=1
 stage_names=(
   "KJV text (Debian bible-kjv) -> LM text / cipher text, matched and unmatched"
@@ -24,12 +26,13 @@ prepare_stop_stage=2
 _cipher_config() {
   if [ "$size" = tiny ]; then
     data=${data:-data/cipher_tiny}; exp=${exp:-exp/cipher_tiny}
-    every=10; orders="2 3"; sizes="1000 4000"; test_symbols=2000
+    every=10; orders=${orders:-"2 3"}; sizes=${sizes:-"1000 4000"}; test_symbols=2000
     restarts=2; epochs_em=10; epochs_adam=15; warm_epochs=2; max_size4=0
   elif [ "$size" = default ]; then
     data=${data:-data/cipher}; exp=${exp:-exp/cipher}
-    every=1; orders="2 3 4"; sizes="10000 100000 1000000"; test_symbols=20000
-    restarts=4; epochs_em=20; epochs_adam=30; warm_epochs=3; max_size4=100000
+    every=1; orders=${orders:-"2 3 4"}; sizes=${sizes:-"10000 100000 1000000"}
+    test_symbols=20000
+    restarts=4; epochs_em=20; epochs_adam=30; warm_epochs=3; max_size4=1000000
   else
     die "--size must be 'default' or 'tiny', got '$size'"
   fi
@@ -79,7 +82,9 @@ _chain() {
       lmf=$data/lm/$text/phone$o.arpa
       if [ "$o" -ge 4 ]; then
         [ "$n" -le "$max_size4" ] || continue
-        extra="--backend graph --beam 64 --restarts 1 --epochs 2 --init-from $exp/$text/${opt}_o3_n${n}"
+        # preselection: each symbol keeps the 4 phones the 3-gram model finds most likely
+        extra="--backend preselect --preselect 4 --restarts 1 --epochs $warm_epochs"
+        extra="$extra --batch-tokens 100000 --init-from $exp/$text/${opt}_o3_n${n}"
       elif [ -z "$prev" ]; then
         if [ "$opt" = em ]; then extra="--restarts $restarts --epochs $epochs_em"
         else extra="--restarts $restarts --epochs $epochs_adam --batch-tokens 1000"; fi
@@ -122,7 +127,7 @@ stage_4() {
     [ -f $dir/model.pt ] || continue
     _done $dir/decode.json && continue
     text=$(basename $(dirname $dir)); o=${dir##*_o}; o=${o%%_*}
-    backend=dense; [ "$o" -ge 4 ] && backend=graph
+    backend=dense; [ "$o" -ge 4 ] && backend=preselect
     uasr decipher decode --lm $data/lm/$text/phone$o.arpa --backend $backend \
       --cipher $data/cipher/$text/test.sym --phones $data/cipher/$text/test.phn \
       --exp-dir $dir || die "decoding $dir failed"

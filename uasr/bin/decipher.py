@@ -44,8 +44,10 @@ COMMAND = "decipher"
 HELP = "learn a phoneme cipher's emission table from cipher text and a phone LM (EM / Adam)"
 BOS, EOS = "<s>", "</s>"
 Tensor = torch.Tensor
-# A forward-backward returns per-sequence log totals [B] and phone posteriors [B, T, C].
-FB = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+# A forward-backward maps (log-emissions [B, T, C], lengths [B], symbols [B, T]) to per-sequence
+# log totals [B] and phone posteriors [B, T, C]; a Viterbi to the best phone sequences.
+FB = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+Viterbi = Callable[[Tensor, Tensor, Tensor], list[list[int]]]
 
 
 # ---------------------------------------------------------------------------- data
@@ -112,6 +114,21 @@ def lm_table(lm: NgramLM, phones: Sequence[str], order: int) -> tuple[Tensor, Te
         hist = [BOS] + [toks[i] for i in h[k:]] if k else [toks[i] for i in h]
         logp[h] = torch.tensor([lm.logprob(p, hist) for p in phones], dtype=torch.float64)
         eos[h] = lm.logprob(EOS, hist)
+    return logp, eos
+
+
+def cached_lm_table(lm: NgramLM, phones: Sequence[str], order: int,
+                    cache: Path | None) -> tuple[Tensor, Tensor]:
+    """:func:`lm_table`, kept in ``cache`` (a 4-gram table takes ~10-30 s to build)."""
+    if cache is not None and cache.is_file():
+        saved = torch.load(cache)
+        if saved["phones"] == list(phones) and saved["order"] == order:
+            return saved["logp"], saved["eos"]
+    logp, eos = lm_table(lm, phones, order)
+    if cache is not None:
+        tmp = cache.with_name(cache.name + ".tmp")
+        torch.save({"phones": list(phones), "order": order, "logp": logp, "eos": eos}, tmp)
+        tmp.replace(cache)
     return logp, eos
 
 
@@ -214,13 +231,134 @@ class DenseTrigram:
         return out
 
 
+# ---------------------------------------------------------------------------- preselection
+class Preselect:
+    """Exact DP over a preselected lattice, any LM order: symbol ``x`` may only be read as its
+    ``m`` most likely phones under ``init_logq`` (by ``q(x | c) p(c)``, p the LM unigram).
+
+    States are the candidate slots of the last ``n - 1`` positions (``m^(n-1)`` per position;
+    positions before the sentence are ``<s>``). Log space; cost ``m^n`` per symbol.
+    """
+
+    def __init__(self, lm: NgramLM, phones: Sequence[str], init_logq: Tensor, m: int,
+                 lm_scale: float = 1.0, cache: Path | None = None):
+        self.n, self.C, self.m = lm.order, len(phones), m
+        logp, eos = cached_lm_table(lm, phones, self.n, cache)
+        self.logp = (logp * lm_scale).float().reshape(-1)
+        self.eos = (eos * lm_scale).float().reshape(-1)
+        unigram = torch.tensor([lm.logprob(p, ()) for p in phones])
+        self.cand = (init_logq.t() + unigram).topk(m, dim=1).indices  # [K, m]
+        C, n = self.C, self.n
+        self.strides = [C * (C + 1) ** (n - 2 - i) for i in range(n - 1)] + [1]
+        self.eos_strides = [(C + 1) ** (n - 2 - i) for i in range(n - 1)]
+
+    def _grid(self, ph: list[Tensor], strides: list[int]) -> Tensor:
+        """Flat table index of every slot combination: ``ph[j]`` is ``[B, m]`` phone ids."""
+        B, m, k = ph[0].shape[0], self.m, len(ph)
+        idx = torch.zeros((B,) + (m,) * k, dtype=torch.int64)
+        for j, (p, st) in enumerate(zip(ph, strides)):
+            shape = [B] + [1] * k
+            shape[j + 1] = m
+            idx = idx + (p * st).view(shape)
+        return idx.reshape(B, -1)
+
+    def _lattice(self, logq: Tensor, x: Tensor):
+        B, T = x.shape
+        n, m, C = self.n, self.m, self.C
+        cand = self.cand[x]  # [B, T, m]
+        e = logq.gather(2, cand)
+        pad = torch.full((B, n - 1, m), C, dtype=torch.int64)
+        candp = torch.cat([pad, cand], 1)  # position t is candp[:, t + n - 1]
+        return cand, e, candp
+
+    def _weights(self, candp: Tensor, t: int) -> Tensor:
+        """LM log-weights ``[B, m^n]`` of moving into position t (slots t-n+1 .. t)."""
+        return self.logp[self._grid([candp[:, t + j] for j in range(self.n)], self.strides)]
+
+    def _eos(self, candp: Tensor, t: int) -> Tensor:
+        return self.eos[self._grid([candp[:, t + 1 + j] for j in range(self.n - 1)],
+                                   self.eos_strides)]
+
+    def _init(self, B: int) -> Tensor:
+        a = torch.full((B, self.m ** (self.n - 1)), -math.inf)
+        a[:, 0] = 0.0  # all history slots on <s> (slot 0 of the padding positions)
+        return a
+
+    def forward_backward(self, logq: Tensor, lengths: Tensor, x: Tensor):
+        B, T, C = logq.shape
+        m, n = self.m, self.n
+        cand, e, candp = self._lattice(logq, x)
+        M = m ** (n - 2)
+        alphas, Ws = [], []
+        a = self._init(B)
+        logz = torch.full((B,), -math.inf)
+        for t in range(T):
+            W = self._weights(candp, t)
+            Ws.append(W)
+            na = torch.logsumexp(a.view(B, m, M, 1) + W.view(B, m, M, m), 1).reshape(B, -1)
+            na = na + e[:, t].repeat(1, M)
+            a = torch.where((t < lengths).view(B, 1), na, a)
+            alphas.append(a)
+            done = t == lengths - 1
+            if bool(done.any()):
+                z = torch.logsumexp(a + self._eos(candp, t), 1)
+                logz = torch.where(done, z, logz)
+        post = logq.new_zeros(B, T, C)
+        beta = logq.new_zeros(B, m ** (n - 1))
+        for t in range(T - 1, -1, -1):
+            beta = torch.where((t == lengths - 1).view(B, 1), self._eos(candp, t), beta)
+            g = (alphas[t] + beta - logz.unsqueeze(1)).view(B, M, m)
+            p = torch.exp(torch.logsumexp(g, 1))
+            p = torch.where((t < lengths).view(B, 1), p, torch.zeros_like(p))
+            post[:, t].scatter_add_(1, cand[:, t], p)
+            if t == 0:
+                break
+            v = (beta + e[:, t].repeat(1, M)).view(B, 1, M, m)
+            beta = torch.logsumexp(Ws[t].view(B, m, M, m) + v, 3).reshape(B, -1)
+        return logz, post
+
+    def viterbi(self, logq: Tensor, lengths: Tensor, x: Tensor) -> list[list[int]]:
+        B, T, C = logq.shape
+        m, n = self.m, self.n
+        cand, e, candp = self._lattice(logq, x)
+        M = m ** (n - 2)
+        a = self._init(B)
+        bps = []
+        ends = torch.zeros(B, dtype=torch.int64)
+        for t in range(T):
+            W = self._weights(candp, t)
+            best, arg = (a.view(B, m, M, 1) + W.view(B, m, M, m)).max(1)
+            bps.append(arg.reshape(B, -1))
+            na = best.reshape(B, -1) + e[:, t].repeat(1, M)
+            a = torch.where((t < lengths).view(B, 1), na, a)
+            done = t == lengths - 1
+            if bool(done.any()):
+                ends = torch.where(done, (a + self._eos(candp, t)).argmax(1), ends)
+        out = []
+        for b in range(B):
+            s, seq = int(ends[b]), []
+            for t in range(int(lengths[b]) - 1, -1, -1):
+                seq.append(int(cand[b, t, s % m]))
+                first = int(bps[t][b, s])  # slot of position t-n+1
+                s = first * M + s // m  # the state at t-1: slots t-n+1 .. t-1
+            out.append(seq[::-1])
+        return out
+
+
 # ---------------------------------------------------------------------------- backends
-def make_fb(backend: str, lm: NgramLM, phones: Sequence[str], lm_scale: float,
-            beam: int | None) -> tuple[FB, Callable[[Tensor, Tensor], list[list[int]]]]:
+def make_fb(backend: str, lm: NgramLM, phones: Sequence[str], lm_scale: float = 1.0,
+            beam: int | None = None, init_logq: Tensor | None = None,
+            preselect: int = 4, cache: Path | None = None) -> tuple[FB, Viterbi]:
     """(forward-backward, viterbi) for one_to_one x ``lm``."""
     if backend == "dense":
         d = DenseTrigram(lm, phones, lm_scale)
-        return d, d.viterbi
+        return (lambda em, lengths, x: d(em, lengths)), \
+            (lambda em, lengths, x: d.viterbi(em, lengths))
+    if backend == "preselect":
+        if init_logq is None:
+            raise SystemExit("--backend preselect needs a model to preselect with (--init-from)")
+        ps = Preselect(lm, phones, init_logq, preselect, lm_scale, cache)
+        return ps.forward_backward, ps.viterbi
     from uasr.graph import ngram_graph, one_to_one, total_score, viterbi
 
     graph = ngram_graph(lm, list(phones), one_to_one(), expand="minimal" if lm.order > 3
@@ -229,14 +367,14 @@ def make_fb(backend: str, lm: NgramLM, phones: Sequence[str], lm_scale: float,
         graph.weights, graph.init, graph.final = (graph.weights * lm_scale,
                                                   graph.init * lm_scale, graph.final * lm_scale)
 
-    def fb(logq: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def fb(logq: Tensor, lengths: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():  # the posteriors are the gradient of the total score
             em = logq.detach().requires_grad_()
             tot = total_score(em, lengths, graph, beam=beam, no_path="zero")
             post, = torch.autograd.grad(tot.sum(), em)
         return tot.detach(), post
 
-    def vit(logq: Tensor, lengths: Tensor) -> list[list[int]]:
+    def vit(logq: Tensor, lengths: Tensor, x: Tensor) -> list[list[int]]:
         res = viterbi(logq, lengths, graph)
         return [a.tolist() for a in res.alignments]
 
@@ -264,7 +402,7 @@ def run_epoch(fb: FB, logq: Tensor | Callable[[], Tensor], data: list[tuple[Tens
         em = gather_emissions(table() if step is not None else table().detach(), x)
         lens = lengths.repeat(R)
         with torch.no_grad():
-            logz, post = fb(em.detach(), lens)
+            logz, post = fb(em.detach(), lens, x.repeat(R, 1))
         ll += logz.double().view(R, B).sum(1)
         if counts is not None:
             valid = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).flatten()
@@ -276,6 +414,14 @@ def run_epoch(fb: FB, logq: Tensor | Callable[[], Tensor], data: list[tuple[Tens
     return ll
 
 
+def table_cache(lm_path: Path) -> Path:
+    """The dense-table cache of an ARPA file (rebuilt when the ARPA is newer)."""
+    cache = lm_path.with_name(lm_path.name + ".table.pt")
+    if cache.is_file() and cache.stat().st_mtime < lm_path.stat().st_mtime:
+        cache.unlink()
+    return cache
+
+
 def train(a: argparse.Namespace, argv: list[str]) -> int:
     torch.manual_seed(a.seed)
     lm = read_arpa(a.lm)
@@ -285,8 +431,8 @@ def train(a: argparse.Namespace, argv: list[str]) -> int:
     K = a.vocab_size or (max(max(s) for s in sents) + 1)
     n_tok = sum(map(len, sents))
     data = batches(sents, a.batch_tokens)
-    fb, _ = make_fb(a.backend, lm, phones, a.lm_scale, a.beam)
     R = a.restarts
+    init = None
     if a.init_from:
         init = torch.load(a.init_from / "model.pt")["log_q"]
         if init.shape != (C, K):
@@ -298,6 +444,8 @@ def train(a: argparse.Namespace, argv: list[str]) -> int:
     else:
         logq0 = torch.rand(R, C, K).log()
         logq0 = logq0.log_softmax(-1) if a.optimizer == "em" else torch.randn(R, C, K) * a.init_scale
+    fb, _ = make_fb(a.backend, lm, phones, a.lm_scale, a.beam, init, a.preselect,
+                    table_cache(a.lm))
     t0 = time.time()
     history = []
     if a.optimizer == "em":
@@ -331,7 +479,6 @@ def train(a: argparse.Namespace, argv: list[str]) -> int:
     best = int(final_ll.argmax())
     seconds = time.time() - t0
     a.exp_dir.mkdir(parents=True, exist_ok=True)
-    torch.save({"log_q": logq[best].clone(), "phones": phones}, a.exp_dir / "model.pt")
     info = {"command": "uasr decipher " + " ".join(argv), "lm": str(a.lm),
             "lm_order": lm.order, "cipher": str(a.cipher),
             "symbols": n_tok, "optimizer": a.optimizer, "restarts": R, "epochs": a.epochs,
@@ -340,6 +487,9 @@ def train(a: argparse.Namespace, argv: list[str]) -> int:
             "final_loglik_per_symbol": final_ll.tolist(), "chosen_restart": best,
             "history": history, "seconds": round(seconds, 1)}
     (a.exp_dir / "train.json").write_text(json.dumps(info, indent=1))
+    tmp = a.exp_dir / "model.pt.tmp"  # written last and atomically: it marks a finished run
+    torch.save({"log_q": logq[best].clone(), "phones": phones}, tmp)
+    tmp.replace(a.exp_dir / "model.pt")
     logging.info(f"{a.exp_dir}: restart {best} chosen (loglik/symbol "
                  f"{float(final_ll[best]):.4f}), {seconds:.0f} s")
     return 0
@@ -359,7 +509,8 @@ def decode(a: argparse.Namespace, argv: list[str]) -> int:
     refs = [line.split() for line in open(a.phones, encoding="utf-8") if line.strip()]
     if len(refs) != len(sents) or any(len(r) != len(s) for r, s in zip(refs, sents)):
         raise SystemExit(f"{a.phones} and {a.cipher} disagree in lines or lengths")
-    _, vit = make_fb(a.backend, lm, phones, a.lm_scale, a.beam)
+    _, vit = make_fb(a.backend, lm, phones, a.lm_scale, a.beam, logq, a.preselect,
+                     table_cache(a.lm))
     t0 = time.time()
     errors, total = 0, 0
     hyp_all: dict[int, list[int]] = {}
@@ -370,7 +521,7 @@ def decode(a: argparse.Namespace, argv: list[str]) -> int:
     with torch.no_grad():
         for x, lengths in data:
             em = logq.t()[x]
-            for h in vit(em, lengths):
+            for h in vit(em, lengths, x):
                 hyp_all[idx[pos]] = h
                 pos += 1
     for i, ref in enumerate(refs):
@@ -399,7 +550,8 @@ def get_parser() -> argparse.ArgumentParser:
         s.add_argument("--lm", type=Path, required=True, help="phone LM (ARPA)")
         s.add_argument("--cipher", type=Path, required=True, help="symbol ids, a sentence a line")
         s.add_argument("--exp-dir", type=Path, required=True)
-        s.add_argument("--backend", choices=("dense", "graph"), default="dense")
+        s.add_argument("--backend", choices=("dense", "graph", "preselect"), default="dense")
+        s.add_argument("--preselect", type=int, default=4, help="preselect: phones per symbol")
         s.add_argument("--beam", type=int, default=None, help="graph backend: pruned forward")
         s.add_argument("--lm-scale", type=float, default=1.0)
         s.add_argument("--batch-tokens", type=int, default=20000,
