@@ -35,6 +35,8 @@ systems=(
   "r2_oracle-seg_lm-only|oracle|--supervision lm-only"
   "r2_oracle-seg_table_unsup|oracle|"
   "r2_oracle-seg_table_sup|oracle|--supervision sup"
+  "r2_oracle-seg_table_unsup_seed+1|oracle|--seed SEED1"  # other random restarts: the spread
+  "r2_oracle-seg_table_unsup_seed+2|oracle|--seed SEED2"
   "r2_oracle-seg_gaussian_unsup|oracle|--emission gaussian"
   "r2_oracle-seg_gaussian_sup|oracle|--emission gaussian --supervision sup"
   "r3_unsup-seg_lm-only|unsup|--supervision lm-only --topology loop --stay-prob STAY"
@@ -133,7 +135,9 @@ _each() {
     for entry in "${systems[@]}"; do
       IFS='|' read -r name tok opts <<< "$entry"
       [ "$size" = tiny ] && [[ "$tiny_systems" != *" $c/$name "* ]] && continue
-      "$1" "$c" "$name" "$tok" "${opts//STAY/$stay_prob}"
+      opts=${opts//STAY/$stay_prob}
+      opts=${opts//SEED1/$((seed + 1))}
+      "$1" "$c" "$name" "$tok" "${opts//SEED2/$((seed + 2))}"
     done
   done
 }

@@ -113,6 +113,12 @@ def markdown(res: dict, title: str) -> str:
             r = _row(rows, c, name)
             cells.append(f"{r['der_test']:.2f}" if r else "–")
         out.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    spread = []
+    for c in CONDS:
+        v = [r["der_test"] for r in rows if r["condition"] == c and r["system"].startswith("r2_oracle-seg_table_unsup")]
+        spread.append(f"{min(v):.2f}–{max(v):.2f} ({len(v)} seeds)" if len(v) > 1 else "–")
+    if any(x != "–" for x in spread):
+        out.append(f"| unsupervised table, range over training seeds | {spread[0]} | {spread[1]} |")
     if summ:
         out.append("| share of the floor→ceiling gap closed without labels | "
                    + " | ".join(f"{summ[c]['gap_closed']:.2f}" if c in summ and summ[c]['gap_closed'] is not None

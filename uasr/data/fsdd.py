@@ -28,6 +28,7 @@ FSDD_RATE = 8000
 RATE = 16000  # stage 1's lhotse Fbank is configured for 16 kHz
 MANIFEST_PREFIX = "synth"  # the prefix uasr.data.features.load_cuts (stage 1) reads
 SPLITS = ("train", "dev", "test")
+Item = tuple[str, float, float]  # an alignment item: (word, start s, duration s)
 _NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 
@@ -172,7 +173,7 @@ def _edge_rms(x: np.ndarray, head: bool, n: int = 80) -> float:
 
 
 def compose(takes: list[Take], audio: AudioCache, rng: np.random.Generator,
-            pause: tuple[float, float]) -> tuple[np.ndarray, list[tuple[str, float, float]], list[tuple[float, float]]]:
+            pause: tuple[float, float]) -> tuple[np.ndarray, list[Item], list[tuple[float, float]]]:
     """Concatenate recordings with pauses (incl. a leading and a trailing one) at 8 kHz.
 
     Pauses are Gaussian noise at half the RMS of the neighbouring recordings' edges, so they
@@ -211,6 +212,7 @@ def _pick(pool: dict[tuple[str, int], list[Take]], speaker: str, digits: list[in
 
 
 def _write_manifests(recs: list, sups: list, out: Path, split: str) -> None:
+    """Both manifests of a split, each written to a temp name and renamed."""
     from lhotse import RecordingSet, SupervisionSet
     out.mkdir(parents=True, exist_ok=True)
     for kind, obj in (("recordings", RecordingSet.from_recordings(recs)),
@@ -221,8 +223,8 @@ def _write_manifests(recs: list, sups: list, out: Path, split: str) -> None:
         os.replace(tmp, path)
 
 
-def _utterance(uid: str, speaker: str, x8: np.ndarray, items, audio_dir: Path, final_dir: Path,
-               takes: list[Take], spans=None):
+def _utterance(uid: str, speaker: str, x8: np.ndarray, items: list[Item], audio_dir: Path, final_dir: Path,
+               takes: list[Take], spans: list[tuple[float, float]] | None = None) -> tuple:
     """Write the 16 kHz audio into ``audio_dir``; the manifest names it under ``final_dir``
     (where the finished corpus will live after the rename)."""
     import dataclasses
