@@ -12,6 +12,8 @@ exp=             # default: exp/cipher  (tiny: exp/cipher_tiny)
 jobs=2           # training chains run in parallel
 orders=          # LM orders (default: 2 3 4; tiny: 2 3)
 sizes=           # cipher training sizes in symbols (default: 10000 100000 1000000)
+texts="matched unmatched"
+optimizers="em adam"
 seed=1
 stage_names=(
   "KJV text (Debian bible-kjv) -> LM text / cipher text, matched and unmatched"
@@ -27,12 +29,14 @@ _cipher_config() {
   if [ "$size" = tiny ]; then
     data=${data:-data/cipher_tiny}; exp=${exp:-exp/cipher_tiny}
     every=10; orders=${orders:-"2 3"}; sizes=${sizes:-"1000 4000"}; test_symbols=2000
-    restarts=2; epochs_em=10; epochs_adam=15; warm_epochs=2; max_size4=0
+    restarts=2; epochs_em=10; epochs_adam=12; warm_epochs=2; max_size4=0
+    adam_first="--batch-tokens 250 --lr 0.3"
   elif [ "$size" = default ]; then
     data=${data:-data/cipher}; exp=${exp:-exp/cipher}
     every=1; orders=${orders:-"2 3 4"}; sizes=${sizes:-"10000 100000 1000000"}
     test_symbols=20000
     restarts=4; epochs_em=20; epochs_adam=30; warm_epochs=3; max_size4=1000000
+    adam_first="--batch-tokens 1000 --lr 0.1"
   else
     die "--size must be 'default' or 'tiny', got '$size'"
   fi
@@ -87,7 +91,7 @@ _chain() {
         extra="$extra --batch-tokens 100000 --init-from $exp/$text/${opt}_o3_n${n}"
       elif [ -z "$prev" ]; then
         if [ "$opt" = em ]; then extra="--restarts $restarts --epochs $epochs_em"
-        else extra="--restarts $restarts --epochs $epochs_adam --batch-tokens 1000"; fi
+        else extra="--restarts $restarts --epochs $epochs_adam $adam_first"; fi
       else
         extra="--restarts 1 --epochs $warm_epochs --init-from $prev"
         [ "$opt" = adam ] && extra="$extra --lr 0.03"
@@ -108,8 +112,8 @@ _chain() {
 stage_3() {
   _cipher_config
   local text opt pids=()
-  for text in matched unmatched; do
-    for opt in em adam; do
+  for text in $texts; do
+    for opt in $optimizers; do
       _chain $text $opt &
       pids+=($!)
       while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 2; done
@@ -127,7 +131,7 @@ stage_4() {
     [ -f $dir/model.pt ] || continue
     _done $dir/decode.json && continue
     text=$(basename $(dirname $dir)); o=${dir##*_o}; o=${o%%_*}
-    backend=dense; [ "$o" -ge 4 ] && backend=preselect
+    backend=dense; [ "$o" = 2 ] && backend=graph; [ "$o" -ge 4 ] && backend=preselect
     uasr decipher decode --lm $data/lm/$text/phone$o.arpa --backend $backend \
       --cipher $data/cipher/$text/test.sym --phones $data/cipher/$text/test.phn \
       --exp-dir $dir || die "decoding $dir failed"
