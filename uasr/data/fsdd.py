@@ -273,60 +273,64 @@ def build_corpus(fsdd_dir: Path, out_dir: Path, *, num_strings: dict[str, int], 
                   "dev_takes": dev_takes, "pause_s": list(pause), "digit_lm": lm.to_dict(),
                   "pc_strings": pc_stats(lm.position_unigrams(min_len)),
                   "pc_isolated": pc_stats(iso.position_unigrams(1)), "strings": {}, "isolated": {}}
-    seen: set[tuple[int, ...]] = set()
-    for split in SPLITS:
-        pool: dict[tuple[str, int], list[Take]] = {}
-        for t in splits[split]:
-            pool.setdefault((t.speaker, t.digit), []).append(t)
-        speakers = sorted({t.speaker for t in splits[split]})
-        # digit strings: one speaker per utterance, speakers in turn
-        adir = tmp / "strings" / "audio" / split
-        adir.mkdir(parents=True, exist_ok=True)
-        recs, sups, secs = [], [], 0.0
-        for i in tqdm(range(num_strings[split]), desc=f"strings {split}", unit="utt", disable=not progress):
-            spk = speakers[i % len(speakers)]
-            digits = lm.sample(rng)
-            seen.add(tuple(digits))
-            chosen = _pick(pool, spk, digits, rng)
-            x, items, spans = compose(chosen, audio, rng, pause)
-            r, s = _utterance(f"{split}-{spk}-{i:05d}", spk, x, items, adir,
-                              final / "strings" / "audio" / split, chosen, spans)
-            recs.append(r)
-            sups.append(s)
-            secs += r.duration
-        _write_manifests(recs, sups, tmp / "strings" / "manifests", split)
-        info["strings"][split] = {"utterances": len(recs), "digits": sum(len(s.alignment["phone"]) for s in sups),
-                                  "hours": round(secs / 3600, 4), "speakers": speakers}
-        # isolated control: each recording alone (N = 1), no added pauses
-        adir = tmp / "isolated" / "audio" / split
-        adir.mkdir(parents=True, exist_ok=True)
-        cap = (max_isolated or {}).get(split, 0)
-        ts = splits[split]
-        if cap and cap < len(ts):
-            ts = [ts[j] for j in sorted(np.random.default_rng(seed + 2).choice(len(ts), cap, replace=False))]
-        recs, sups, secs = [], [], 0.0
-        for t in tqdm(ts, desc=f"isolated {split}", unit="utt", disable=not progress):
-            x = audio(t)
-            r, s = _utterance(f"{split}-{t.speaker}-{t.name}", t.speaker, x,
-                              [(DIGITS[t.digit], 0.0, len(x) / FSDD_RATE)], adir,
-                              final / "isolated" / "audio" / split, [t])
-            recs.append(r)
-            sups.append(s)
-            secs += r.duration
-        _write_manifests(recs, sups, tmp / "isolated" / "manifests", split)
-        info["isolated"][split] = {"utterances": len(recs), "digits": len(recs),
-                                   "hours": round(secs / 3600, 4), "speakers": speakers}
-    # LM text: another sample from the same LMs, disjoint from every spoken string
-    lines: list[str] = []
-    while len(lines) < lm_sentences:
-        d = lm.sample(rng)
-        if tuple(d) not in seen:
-            lines.append(" ".join(words(d)))
-    (tmp / "strings" / "lm_text.txt").write_text("\n".join(lines) + "\n")
-    (tmp / "isolated" / "lm_text.txt").write_text(
-        "\n".join(" ".join(words(iso.sample(rng))) for _ in range(lm_sentences)) + "\n")
-    info["lm_sentences"] = lm_sentences
-    (tmp / "info.json").write_text(json.dumps(info, indent=1))
+    try:
+        seen: set[tuple[int, ...]] = set()
+        for split in SPLITS:
+            pool: dict[tuple[str, int], list[Take]] = {}
+            for t in splits[split]:
+                pool.setdefault((t.speaker, t.digit), []).append(t)
+            speakers = sorted({t.speaker for t in splits[split]})
+            # digit strings: one speaker per utterance, speakers in turn
+            adir = tmp / "strings" / "audio" / split
+            adir.mkdir(parents=True, exist_ok=True)
+            recs, sups, secs = [], [], 0.0
+            for i in tqdm(range(num_strings[split]), desc=f"strings {split}", unit="utt", disable=not progress):
+                spk = speakers[i % len(speakers)]
+                digits = lm.sample(rng)
+                seen.add(tuple(digits))
+                chosen = _pick(pool, spk, digits, rng)
+                x, items, spans = compose(chosen, audio, rng, pause)
+                r, s = _utterance(f"{split}-{spk}-{i:05d}", spk, x, items, adir,
+                                  final / "strings" / "audio" / split, chosen, spans)
+                recs.append(r)
+                sups.append(s)
+                secs += r.duration
+            _write_manifests(recs, sups, tmp / "strings" / "manifests", split)
+            info["strings"][split] = {"utterances": len(recs), "digits": sum(len(s.alignment["phone"]) for s in sups),
+                                      "hours": round(secs / 3600, 4), "speakers": speakers}
+            # isolated control: each recording alone (N = 1), no added pauses
+            adir = tmp / "isolated" / "audio" / split
+            adir.mkdir(parents=True, exist_ok=True)
+            cap = (max_isolated or {}).get(split, 0)
+            ts = splits[split]
+            if cap and cap < len(ts):
+                ts = [ts[j] for j in sorted(np.random.default_rng(seed + 2).choice(len(ts), cap, replace=False))]
+            recs, sups, secs = [], [], 0.0
+            for t in tqdm(ts, desc=f"isolated {split}", unit="utt", disable=not progress):
+                x = audio(t)
+                r, s = _utterance(f"{split}-{t.speaker}-{t.name}", t.speaker, x,
+                                  [(DIGITS[t.digit], 0.0, len(x) / FSDD_RATE)], adir,
+                                  final / "isolated" / "audio" / split, [t])
+                recs.append(r)
+                sups.append(s)
+                secs += r.duration
+            _write_manifests(recs, sups, tmp / "isolated" / "manifests", split)
+            info["isolated"][split] = {"utterances": len(recs), "digits": len(recs),
+                                       "hours": round(secs / 3600, 4), "speakers": speakers}
+        # LM text: another sample from the same LMs, disjoint from every spoken string
+        lines: list[str] = []
+        while len(lines) < lm_sentences:
+            d = lm.sample(rng)
+            if tuple(d) not in seen:
+                lines.append(" ".join(words(d)))
+        (tmp / "strings" / "lm_text.txt").write_text("\n".join(lines) + "\n")
+        (tmp / "isolated" / "lm_text.txt").write_text(
+            "\n".join(" ".join(words(iso.sample(rng))) for _ in range(lm_sentences)) + "\n")
+        info["lm_sentences"] = lm_sentences
+        (tmp / "info.json").write_text(json.dumps(info, indent=1))
+    except BaseException:  # nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
