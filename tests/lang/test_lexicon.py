@@ -26,14 +26,14 @@ def test_oov_error_lists_all_and_says_how_to_fix(cmu):
     assert "flite" in str(e.value) and "lexicon file" in str(e.value)
 
 
-def test_lexicon_file_roundtrip(tmp_path):
+def test_lexicon_file_roundtrip(tmp_path, cmu):
     f = tmp_path / "lex.txt"
     f.write_text("# comment\nzqxjv Z IH1 K S\nzqxjv z ay k s\nfoo f uw\n")
     lex = Lexicon.from_file(f, g2p=None)
     assert lex.pronounce("ZQXJV") == ["z", "ih", "k", "s"] and len(lex.entries["zqxjv"]) == 2
     lex.write(tmp_path / "out.txt")
     assert Lexicon.from_file(tmp_path / "out.txt").entries == lex.entries
-    merged = Lexicon.from_cmudict(g2p=None).update(lex)
+    merged = Lexicon(dict(cmu.entries), g2p=None).update(lex)
     assert merged.phonemize("foo hello") == ["f", "uw", "hh", "ah", "l", "ow"]
 
 
@@ -47,8 +47,8 @@ def test_bad_lexicon_file(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("t2p") is None, reason="flite's t2p not installed")
-def test_flite_g2p_for_oovs():
-    lex = Lexicon.from_cmudict(g2p="auto")
+def test_flite_g2p_for_oovs(cmu):
+    lex = Lexicon(dict(cmu.entries), g2p="auto")
     phones = lex.phonemize("hello zqxjv")
     assert phones[:4] == ["hh", "ah", "l", "ow"] and len(phones) > 5
     assert set(phones) <= set(ARPABET39) and "zqxjv" in lex.generated
