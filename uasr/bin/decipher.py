@@ -428,7 +428,10 @@ def train(a: argparse.Namespace, argv: list[str]) -> int:
     phones = list(ARPABET39)
     C = len(phones)
     sents = read_cipher(a.cipher, a.num_symbols)
-    K = a.vocab_size or (max(max(s) for s in sents) + 1)
+    top = max(max(s) for s in sents)
+    K = a.vocab_size or top + 1
+    if top >= K:
+        raise SystemExit(f"{a.cipher}: symbol id {top} >= --vocab-size {K}")
     n_tok = sum(map(len, sents))
     data = batches(sents, a.batch_tokens)
     R = a.restarts
@@ -441,9 +444,10 @@ def train(a: argparse.Namespace, argv: list[str]) -> int:
         logq0 = init.unsqueeze(0).repeat(R, 1, 1)
         if R > 1:  # perturbed copies of the warm start
             logq0 = (logq0 + 0.1 * torch.randn_like(logq0)).log_softmax(-1)
+    elif a.optimizer == "em":  # random distributions, as the cipher's own were drawn
+        logq0 = torch.rand(R, C, K).log().log_softmax(-1)
     else:
-        logq0 = torch.rand(R, C, K).log()
-        logq0 = logq0.log_softmax(-1) if a.optimizer == "em" else torch.randn(R, C, K) * a.init_scale
+        logq0 = torch.randn(R, C, K) * a.init_scale
     fb, _ = make_fb(a.backend, lm, phones, a.lm_scale, a.beam, init, a.preselect,
                     table_cache(a.lm))
     t0 = time.time()
