@@ -12,7 +12,7 @@ feature=fbank
 num_units=0          # k-means units over segments (0 = by size: tiny 64, else 128)
 lm_order=3           # the LM prior of training and decoding (restarts use a bigram)
 num_restarts=0       # 0 = by size
-systems=auto         # auto: the core ladder at --size tiny (CI budget), the full ladder otherwise; all
+systems=auto         # auto: the core ladder (every rung once + baselines); all: every system below
 prepare_stop_stage=2
 stage_names=(
   "corpus: flite voices speak KJV sentences (lhotse manifests + phone alignments)"
@@ -24,6 +24,8 @@ stage_names=(
 )
 
 synth_dir=recipes/synth
+# Small shared machines: one thread per process (the stages parallelise with --nj processes).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Size-dependent paths and settings; called by every stage (options are parsed after sourcing).
 _setup() {
@@ -33,18 +35,18 @@ _setup() {
   lang=$data/lang_$size
   exp=$synth_dir/exp/$size
   [ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
-  [ "$num_restarts" = 0 ] && num_restarts=$(_by_size 4 8)
-  restart_iters=$(_by_size 20 30)
-  num_epochs=$(_by_size 3 5)
-  lm_scales=$(_by_size "0.5,1,2" "0.5,1,1.5,2,3")
+  [ "$num_restarts" = 0 ] && num_restarts=4
+  restart_iters=20
+  num_epochs=3
+  lm_scales="0.5,1,2"
   max_lm_sentences=$(_by_size 8000 0)
   run_systems=("${all_systems[@]}")
-  if [ "$systems" = auto ] && [ "$size" = tiny ]; then  # every rung once, within the CI budget
+  if [ "$systems" = auto ]; then  # every rung once + its baselines, within the time budget
     run_systems=()
     local e
     for e in "${all_systems[@]}"; do
       case "${e%%|*}" in
-        r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r3_unsup-seg_table_unsup|r4_frames_table_unsup)
+        r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r3_unsup-seg_table_unsup_loop|r3_unsup-seg_lm-only_loop|r4_frames_table_unsup)
           run_systems+=("$e") ;;
       esac
     done
@@ -66,6 +68,8 @@ all_systems=(
   "r3_unsup-seg_lm-only|unsup|--supervision lm-only"
   "r3_unsup-seg_table_unsup|unsup|"
   "r3_unsup-seg_table_sup|unsup|--supervision sup"
+  "r3_unsup-seg_table_unsup_loop|unsup|--topology loop --stay-prob 0.1"
+  "r3_unsup-seg_lm-only_loop|unsup|--supervision lm-only --topology loop --stay-prob 0.1"
   "r4_frames_lm-only|frames|--supervision lm-only --topology loop --stay-prob 0.85 --lm-order 2"
   "r4_frames_table_unsup|frames|--topology loop --stay-prob 0.85 --lm-order 2"
   "r4_frames_table_sup|frames|--supervision sup --topology loop --stay-prob 0.85 --lm-order 2"
@@ -122,18 +126,28 @@ stage_2() {
     || die "stage 2 failed (see the message above)"
 }
 
-_train_all() {
-  local entry name tok opts
+_train_one() {  # _train_one NAME TOKENS OPTS
+  log "training $1"
+  # shellcheck disable=SC2086
+  uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 \
+    --lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
+    --num-epochs $num_epochs --seed $seed $3 > "$exp/$1.log" 2>&1 \
+    || { log "training $1 failed; see $exp/$1.log"; return 1; }
+  log "trained $1: $(tail -n 1 "$exp/$1.log")"
+}
+
+_train_all() {  # systems run --nj at a time; each logs to exp/<size>/<system>.log
+  local entry name tok opts failed=0
+  mkdir -p "$exp"
   for entry in "${run_systems[@]}"; do
     IFS='|' read -r name tok opts <<< "$entry"
     if skip_if_done "$exp/$name/train.json"; then continue; fi
     [ "$force" = true ] && rm -rf "$exp/$name"
-    log "training $name"
-    # shellcheck disable=SC2086
-    uasr train --tokens-dir $tokens/$tok --lang-dir $lang --exp-dir $exp/$name \
-      --lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
-      --num-epochs $num_epochs --seed $seed $opts || die "training $name failed"
+    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
+    _train_one "$name" "$tok" "$opts" &
   done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+  [ $failed = 0 ] || die "some systems failed to train (see the logs named above)"
 }
 
 stage_3() {
@@ -143,15 +157,24 @@ stage_3() {
   _timed 3 _train_all
 }
 
-_decode_all() {
-  local entry name tok opts
+_decode_one() {  # _decode_one NAME TOKENS
+  uasr decode --exp-dir $exp/$1 --tokens-dir $tokens/$2 --lang-dir $lang \
+    --lm-scales "$lm_scales" > "$exp/$1.decode.log" 2>&1 \
+    || { log "decoding $1 failed; see $exp/$1.decode.log"; return 1; }
+  grep PER "$exp/$1.decode.log" >&2
+}
+
+_decode_all() {  # --nj systems at a time
+  local entry name tok opts failed=0
   for entry in "${run_systems[@]}"; do
     IFS='|' read -r name tok opts <<< "$entry"
     need "$exp/$name/train.json" 3
     if skip_if_done "$exp/$name/decode.json"; then continue; fi
-    uasr decode --exp-dir $exp/$name --tokens-dir $tokens/$tok --lang-dir $lang \
-      --lm-scales "$lm_scales" || die "decoding $name failed"
+    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
+    _decode_one "$name" "$tok" &
   done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+  [ $failed = 0 ] || die "some systems failed to decode (see the logs named above)"
 }
 
 stage_4() {
@@ -163,10 +186,13 @@ stage_5() {
   _setup
   local results_dir=$synth_dir
   [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite the committed results
+  local s
   for s in 0 1 2 3 4; do
     [ -f "$exp/.seconds_stage_$s" ] && echo "{\"seconds\": $(cat "$exp/.seconds_stage_$s")}" > "$exp/stage_$s.json"
   done
-  uasr report --exp-dir $exp --results-dir $results_dir --title "recipes/synth, --size $size, seed $seed" \
+  local names
+  names=$(for e in "${run_systems[@]}"; do printf '%s,' "${e%%|*}"; done)
+  uasr report --exp-dir $exp --systems "${names%,}" --results-dir $results_dir --title "recipes/synth, --size $size, seed $seed" \
     --extra-json $lang/lm.json $tokens/unsup/segmentation.json $exp/stage_{0,1,2,3,4}.json \
     || die "stage 5 failed (see the message above)"
   log "wrote $results_dir/RESULTS.md, results.json, per.png"

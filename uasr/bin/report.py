@@ -24,6 +24,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp-dir", type=Path, required=True, help="holds one folder per system")
     p.add_argument("--results-dir", type=Path, required=True)
     p.add_argument("--title", default="recipes/synth")
+    p.add_argument("--systems", default="", help="comma-separated system folders (default: all)")
     p.add_argument("--extra-json", type=Path, nargs="*", default=[],
                    help="JSON files whose contents are listed under 'context' (LM, segmentation)")
     return p
@@ -35,9 +36,11 @@ def _write(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
-def collect(exp_dir: Path) -> list[dict]:
+def collect(exp_dir: Path, only: set[str] | None = None) -> list[dict]:
     rows = []
     for d in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
+        if only and d.name not in only:
+            continue
         tj, dj = d / "train.json", d / "decode.json"
         if not (tj.is_file() and dj.is_file()):
             continue
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.exp_dir.is_dir():
         print(f"report: {args.exp_dir} is missing: run stages 3 and 4 first", file=sys.stderr)
         return 1
-    rows = collect(args.exp_dir)
+    rows = collect(args.exp_dir, set(args.systems.split(",")) - {""} or None)
     if not rows:
         print(f"report: no decoded systems in {args.exp_dir}: run stage 4 first", file=sys.stderr)
         return 1
