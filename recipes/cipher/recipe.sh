@@ -126,15 +126,20 @@ stage_3() {
 
 stage_4() {
   _cipher_config
-  local dir text o backend
-  for dir in $exp/*/*_o*_n*; do
-    [ -f $dir/model.pt ] || continue
-    _done $dir/decode.json && continue
-    text=$(basename $(dirname $dir)); o=${dir##*_o}; o=${o%%_*}
-    backend=dense; [ "$o" = 2 ] && backend=graph; [ "$o" -ge 4 ] && backend=preselect
-    uasr decipher decode --lm $data/lm/$text/phone$o.arpa --backend $backend \
-      --cipher $data/cipher/$text/test.sym --phones $data/cipher/$text/test.phn \
-      --exp-dir $dir || die "decoding $dir failed"
+  local text o d backend dirs
+  for text in $texts; do
+    for o in $orders; do
+      dirs=()  # every trained, not yet decoded model of this text and order: one process
+      for d in $exp/$text/*_o${o}_n*; do
+        [ -f $d/model.pt ] || continue
+        _done $d/decode.json || dirs+=($d)
+      done
+      [ ${#dirs[@]} -gt 0 ] || continue
+      backend=dense; [ "$o" = 2 ] && backend=graph; [ "$o" -ge 4 ] && backend=preselect
+      uasr decipher decode --lm $data/lm/$text/phone$o.arpa --backend $backend \
+        --cipher $data/cipher/$text/test.sym --phones $data/cipher/$text/test.phn \
+        --exp-dir "${dirs[@]}" || die "decoding ${dirs[*]} failed"
+    done
   done
 }
 

@@ -499,49 +499,60 @@ def train(a: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def one_dir_command(argv: list[str], exp_dir: Path) -> str:
+    """The decode command line for one of several ``--exp-dir`` values (for results.json)."""
+    out, skip = [], False
+    for tok in argv:
+        if skip and not tok.startswith("--"):
+            continue
+        skip = tok == "--exp-dir"
+        out.append(tok)
+        if skip:
+            out.append(str(exp_dir))
+    return "uasr decipher " + " ".join(out)
+
+
 def decode(a: argparse.Namespace, argv: list[str]) -> int:
+    """Decode the test text with every model in ``--exp-dir`` (one process: one LM load)."""
     lm = read_arpa(a.lm)
-    ckpt = a.exp_dir / "model.pt"
-    if not ckpt.is_file():
-        raise SystemExit(f"{ckpt}: no trained model; run 'uasr decipher train' first")
-    model = torch.load(ckpt)
-    phones = model["phones"]
-    logq = model["log_q"]
     sents = read_cipher(a.cipher)
     if not a.phones.is_file():
         raise SystemExit(f"{a.phones}: no reference phone file")
     refs = [line.split() for line in open(a.phones, encoding="utf-8") if line.strip()]
     if len(refs) != len(sents) or any(len(r) != len(s) for r, s in zip(refs, sents)):
         raise SystemExit(f"{a.phones} and {a.cipher} disagree in lines or lengths")
-    _, vit = make_fb(a.backend, lm, phones, a.lm_scale, a.beam, logq, a.preselect,
-                     table_cache(a.lm))
-    t0 = time.time()
-    errors, total = 0, 0
-    hyp_all: dict[int, list[int]] = {}
     data = batches(sents, a.batch_tokens)
-    # batches() sorts by length; recover the sentence of each row by matching lengths in order
+    # batches() sorts by length (stable): row order is this order of sentence indices
     idx = sorted(range(len(sents)), key=lambda i: len(sents[i]))
-    pos = 0
-    with torch.no_grad():
-        for x, lengths in data:
-            em = logq.t()[x]
-            for h in vit(em, lengths, x):
-                hyp_all[idx[pos]] = h
-                pos += 1
-    for i, ref in enumerate(refs):
-        hyp = [phones[c] for c in hyp_all[i]]
-        errors += sum(r != h for r, h in zip(ref, hyp))
-        total += len(ref)
-    # symbol-level map: each symbol to its most likely phone (no LM): a context-free baseline
-    sym_map = logq.argmax(0)
-    map_err = sum(phones[int(sym_map[s])] != r for sent, ref in zip(sents, refs)
-                  for s, r in zip(sent, ref))
-    res = {"command": "uasr decipher " + " ".join(argv), "ser": errors / total,
-           "map_ser": map_err / total, "test_symbols": total,
-           "decode_seconds": round(time.time() - t0, 1)}
-    (a.exp_dir / "decode.json").write_text(json.dumps(res, indent=1))
-    print(f"{a.exp_dir}: SER {100 * res['ser']:.2f}% ({errors}/{total}), "
-          f"symbol-map SER {100 * res['map_ser']:.2f}%")
+    for exp_dir in a.exp_dir:
+        ckpt = exp_dir / "model.pt"
+        if not ckpt.is_file():
+            raise SystemExit(f"{ckpt}: no trained model; run 'uasr decipher train' first")
+        model = torch.load(ckpt)
+        phones, logq = model["phones"], model["log_q"]
+        _, vit = make_fb(a.backend, lm, phones, a.lm_scale, a.beam, logq, a.preselect,
+                         table_cache(a.lm))
+        t0 = time.time()
+        hyp_all: dict[int, list[int]] = {}
+        pos = 0
+        with torch.no_grad():
+            for x, lengths in data:
+                for h in vit(logq.t()[x], lengths, x):
+                    hyp_all[idx[pos]] = h
+                    pos += 1
+        errors = sum(r != phones[h] for i, ref in enumerate(refs)
+                     for r, h in zip(ref, hyp_all[i]))
+        total = sum(map(len, refs))
+        # each symbol mapped to its most likely phone, no LM: is the table itself right?
+        sym_map = logq.argmax(0)
+        map_err = sum(phones[int(sym_map[s])] != r for sent, ref in zip(sents, refs)
+                      for s, r in zip(sent, ref))
+        res = {"command": one_dir_command(argv, exp_dir), "ser": errors / total,
+               "map_ser": map_err / total, "test_symbols": total,
+               "decode_seconds": round(time.time() - t0, 1)}
+        (exp_dir / "decode.json").write_text(json.dumps(res, indent=1))
+        print(f"{exp_dir}: SER {100 * res['ser']:.2f}% ({errors}/{total}), "
+              f"symbol-map SER {100 * res['map_ser']:.2f}%", flush=True)
     return 0
 
 
@@ -553,7 +564,8 @@ def get_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name)
         s.add_argument("--lm", type=Path, required=True, help="phone LM (ARPA)")
         s.add_argument("--cipher", type=Path, required=True, help="symbol ids, a sentence a line")
-        s.add_argument("--exp-dir", type=Path, required=True)
+        s.add_argument("--exp-dir", type=Path, required=True, nargs="+" if name == "decode"
+                       else None, help="decode: one or more trained models")
         s.add_argument("--backend", choices=("dense", "graph", "preselect"), default="dense")
         s.add_argument("--preselect", type=int, default=4, help="preselect: phones per symbol")
         s.add_argument("--beam", type=int, default=None, help="graph backend: pruned forward")
