@@ -45,7 +45,7 @@ def fmt_size(n: int) -> str:
     return f"10^{e}" if n == 10 ** e else str(n)
 
 
-def table(rows: list[dict], text: str) -> list[str]:
+def table(rows: list[dict], text: str, key: str = "ser") -> list[str]:
     sizes = sorted({r["symbols"] for r in rows})
     keys = sorted({(r["lm_order"], r["optimizer"]) for r in rows if r["text"] == text})
     out = ["| LM order | optimiser | " + " | ".join(fmt_size(s) for s in sizes) + " |",
@@ -55,7 +55,12 @@ def table(rows: list[dict], text: str) -> list[str]:
         for s in sizes:
             r = [x for x in rows if (x["text"], x["lm_order"], x["optimizer"], x["symbols"])
                  == (text, o, opt, s)]
-            cells.append(f"{100 * r[0]['ser']:.2f}" if r else "—")
+            if not r:
+                cells.append("—")
+            elif key == "ser":
+                cells.append(f"{100 * r[0]['ser']:.2f}")
+            else:
+                cells.append(f"{r[0][key]:.0f}")
         out.append(f"| {o} | {opt} | " + " | ".join(cells) + " |")
     return out
 
@@ -76,7 +81,7 @@ def plot(rows: list[dict], path: Path) -> None:
                 ax.plot(*zip(*pts), marker="o", ls="-" if opt == "em" else "--",
                         label=f"{o}-gram, {opt}")
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_yscale("symlog", linthresh=0.1)
         ax.axhline(2.0, color="grey", lw=0.8, ls=":")
         ax.set_title(f"{text} LM text")
         ax.set_xlabel("cipher training symbols")
@@ -107,7 +112,16 @@ def main() -> None:
     for text in ("matched", "unmatched"):
         if any(r["text"] == text for r in rows):
             lines += [f"## {text} LM text", ""] + table(rows, text) + [""]
-    lines += ["![SER vs cipher size](ser_vs_size.png)", ""]
+    lines += ["![SER vs cipher size](ser_vs_size.png)", "",
+              "## Time", "",
+              "Training wall seconds of each cell (`seconds`; warm-started cells exclude the "
+              "runs they start from, see `seconds_with_warm_start_chain`), on a shared 2-core "
+              "CPU machine:", ""]
+    for text in ("matched", "unmatched"):
+        if any(r["text"] == text for r in rows):
+            lines += [f"### {text}", ""] + table(rows, text, "seconds") + [""]
+    lines += [f"Sum over all cells: training {sum(r['seconds'] for r in rows):.0f} s, "
+              f"decoding {sum(r['decode_seconds'] for r in rows):.0f} s.", ""]
     (a.out / "RESULTS.md").write_text("\n".join(lines))
     print(f"{a.out}/RESULTS.md, results.json, ser_vs_size.png: {len(rows)} rows")
 
