@@ -48,6 +48,8 @@ _setup() {
       case "${e%%|*}" in
         r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r3_unsup-seg_table_unsup_loop|r3_unsup-seg_lm-only_loop|r4_frames_table_unsup)
           run_systems+=("$e") ;;
+        r2_oracle-seg_table_unsup_from-sup)
+          [ "$size" = tiny ] || run_systems+=("$e") ;;
       esac
     done
   fi
@@ -63,6 +65,7 @@ all_systems=(
   "r2_oracle-seg_lm-only|oracle|--supervision lm-only"
   "r2_oracle-seg_table_unsup|oracle|"
   "r2_oracle-seg_table_sup|oracle|--supervision sup"
+  "r2_oracle-seg_table_unsup_from-sup|oracle|--init-from $synth_dir/exp/SIZE/r2_oracle-seg_table_sup/epoch-0.pt"
   "r2_oracle-seg_gaussian_unsup|oracle|--emission gaussian"
   "r2_oracle-seg_gaussian_sup|oracle|--emission gaussian --supervision sup"
   "r3_unsup-seg_lm-only|unsup|--supervision lm-only"
@@ -144,7 +147,10 @@ _train_all() {  # systems run --nj at a time; each logs to exp/<size>/<system>.l
     if skip_if_done "$exp/$name/train.json"; then continue; fi
     [ "$force" = true ] && rm -rf "$exp/$name"
     while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
-    _train_one "$name" "$tok" "$opts" &
+    if [[ "$opts" == *--init-from* ]]; then  # needs the system it starts from: let it finish
+      while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+    fi
+    _train_one "$name" "$tok" "${opts//SIZE/$size}" &
   done
   while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
   [ $failed = 0 ] || die "some systems failed to train (see the logs named above)"

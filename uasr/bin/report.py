@@ -74,9 +74,37 @@ def markdown(rows: list[dict], title: str, context: dict) -> str:
                    f"| {lls} | {r['train_seconds']:.1f} |")
     out += ["", "Commands (each row's numbers come from these; `...` = `--tokens-dir`/`--lang-dir` as in train):", ""]
     out += [f"- `{r['system']}`: `{r['command']}`" for r in rows]
+    out += ["", "Targets of the issue (computed from the table):", ""] + target_checks(rows)
+    out += ["", "Not implemented yet: the `hybrid` (neural) emission, the supervised CTC baseline on",
+            "frames, festival/espeak-ng voices (only the four flite voices speak), `--size large` untested."]
     if context:
         out += ["", "Context:", "", "```json", json.dumps(context, indent=1), "```"]
     return "\n".join(out) + "\n"
+
+
+def target_checks(rows: list[dict]) -> list[str]:
+    """The issue's targets, checked on test PER from the rows themselves."""
+    def pick(tokens, sup, emission=None):
+        return [r for r in rows if r["tokens"] == tokens and r["supervision"] == sup
+                and (emission is None or r["emission"] == emission)]
+    out = []
+    for r in pick("oracle-units", "unsup"):
+        out.append(f"- rung 1 ({r['system']}): test PER {r['per_test']:.2f} <= 5: "
+                   f"{'met' if r['per_test'] <= 5 else 'NOT met'}")
+    for tokens, rung, factor in (("oracle-segments", 2, 0.7), ("unsupervised-segments", 3, 0.85)):
+        floors = pick(tokens, "lm-only")
+        for r in pick(tokens, "unsup"):
+            fl = [f for f in floors if f["topology"] == r["topology"]] or floors
+            sups = [x for x in pick(tokens, "sup", r["emission"]) if x["topology"] == r["topology"]]
+            parts = []
+            if fl:
+                ok = r["per_test"] <= factor * fl[0]["per_test"]
+                parts.append(f"<= {factor} x LM-only floor {fl[0]['per_test']:.2f}: {'met' if ok else 'NOT met'}")
+            if sups and rung == 2:
+                ok = r["per_test"] <= 2 * sups[0]["per_test"]
+                parts.append(f"<= 2 x supervised {sups[0]['per_test']:.2f}: {'met' if ok else 'NOT met'}")
+            out.append(f"- rung {rung} ({r['system']}): test PER {r['per_test']:.2f} " + "; ".join(parts))
+    return out
 
 
 def plot(rows: list[dict], path: Path) -> None:

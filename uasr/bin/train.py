@@ -46,6 +46,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--smoothing", type=float, default=0.01, help="table: additive count smoothing")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start EM from this checkpoint instead of restarts (diagnostic: e.g. the "
+                        "supervised model, to test whether it is a fixed point of the criterion)")
     return p
 
 
@@ -179,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     info: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "train_utts": len(data),
                   "train_tokens": tr.num_tokens, "command": "uasr train " + " ".join(argv or sys.argv[1:]),
                   "tokens": "oracle-units" if args.units == "oracle" else data.tokens,
-                  "emission": args.emission, "supervision": args.supervision,
+                  "emission": args.emission,
+                  "supervision": args.supervision + ("-init-from-sup" if args.init_from else ""),
                   "lm_order": args.lm_order, "topology": args.topology}
     torch.manual_seed(args.seed)
 
@@ -190,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         info["train_ll_per_token"] = ll
         save_atomic(tr.checkpoint(0, ll), args.exp_dir / "epoch-0.pt")
         args.num_epochs = 0
+    elif args.init_from is not None and args.start_epoch <= 1:
+        tr.model.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
+        info["init_from"] = str(args.init_from)
+        save_atomic(tr.checkpoint(0, float("nan")), args.exp_dir / "epoch-0.pt")
     elif args.start_epoch <= 1:
         # phase 0: restarts under the cheap LM, chosen by training likelihood only
         rgraph = build_graph(args.lang_dir, args.restart_lm_order, symbols, args.topology, args.stay_prob)
