@@ -19,8 +19,9 @@ Forward-backward backends:
 - ``graph``: :func:`uasr.graph.total_score` on ``ngram_graph(lm, phones, one_to_one())``
   (``--beam`` for the pruned path of 4-grams).
 - ``preselect`` (any order, approximate): every symbol keeps its ``--preselect`` most likely
-  phones under the initial model (``--init-from``, e.g. the 3-gram solution), and the exact DP
-  runs over those candidates (Nuhn & Ney's "preselection"); cost ``m^n`` per symbol.
+  phones under the initial model (``--init-from``, e.g. the 3-gram solution; when decoding,
+  under the decoded model), and the exact DP runs over those candidates (Nuhn & Ney's
+  "preselection"); cost ``m^n`` per symbol.
 """
 
 from __future__ import annotations
