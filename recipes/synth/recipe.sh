@@ -48,7 +48,7 @@ _setup() {
       case "${e%%|*}" in
         r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r3_unsup-seg_table_unsup_loop|r3_unsup-seg_lm-only_loop|r4_frames_table_unsup)
           run_systems+=("$e") ;;
-        r2_oracle-seg_table_unsup_from-sup)
+        r2_oracle-seg_table_unsup_from-sup|r2_oracle-seg_table_unsup_16r)
           [ "$size" = tiny ] || run_systems+=("$e") ;;
       esac
     done
@@ -66,6 +66,7 @@ all_systems=(
   "r2_oracle-seg_table_unsup|oracle|"
   "r2_oracle-seg_table_sup|oracle|--supervision sup"
   "r2_oracle-seg_table_unsup_from-sup|oracle|--init-from $synth_dir/exp/SIZE/r2_oracle-seg_table_sup/epoch-0.pt"
+  "r2_oracle-seg_table_unsup_16r|oracle|--num-restarts 16 --restart-iters 30 --restart-utts 600 --num-epochs 5"
   "r2_oracle-seg_gaussian_unsup|oracle|--emission gaussian"
   "r2_oracle-seg_gaussian_sup|oracle|--emission gaussian --supervision sup"
   "r3_unsup-seg_lm-only|unsup|--supervision lm-only"

@@ -42,6 +42,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart-iters", type=int, default=30)
     p.add_argument("--num-epochs", type=int, default=5, help="EM epochs under the full LM")
     p.add_argument("--start-epoch", type=int, default=1, help="resume from epoch-(N-1).pt")
+    p.add_argument("--restart-utts", type=int, default=0,
+                   help="run the restarts on a fixed random subset of this many utterances (0 = all)")
     p.add_argument("--max-utts", type=int, default=0, help="cap training utterances (0 = all)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--smoothing", type=float, default=0.01, help="table: additive count smoothing")
@@ -75,15 +77,23 @@ class Trainer:
             self.perm = None
             units = data.units
             self.K = data.num_units
-        order = sorted(range(len(units)), key=lambda i: len(units[i]))  # similar lengths together
-        B = args.batch_size
-        self.batches = []
-        for s in range(0, len(order), B):
-            idx = order[s:s + B]
-            u, L = pad([units[i] for i in idx])
-            lab, _ = pad([ids[i] for i in idx])
-            x = pad([data.pooled[i].float() for i in idx])[0] if args.emission == "gaussian" else None
-            self.batches.append({"units": u, "lengths": L, "labels": lab, "pooled": x})
+        def make_batches(subset: list[int]) -> list[dict]:
+            order = sorted(subset, key=lambda i: len(units[i]))  # similar lengths together
+            out = []
+            for s in range(0, len(order), args.batch_size):
+                idx = order[s:s + args.batch_size]
+                u, L = pad([units[i] for i in idx])
+                lab, _ = pad([ids[i] for i in idx])
+                x = pad([data.pooled[i].float() for i in idx])[0] if args.emission == "gaussian" else None
+                out.append({"units": u, "lengths": L, "labels": lab, "pooled": x})
+            return out
+
+        self.batches = make_batches(list(range(len(units))))
+        self.restart_batches = self.batches
+        if 0 < args.restart_utts < len(units):  # restarts on a fixed random subset: cheaper, so more
+            g = torch.Generator().manual_seed(args.seed + 2000)
+            sub = torch.randperm(len(units), generator=g)[:args.restart_utts].tolist()
+            self.restart_batches = make_batches(sub)
         self.model = self.new_model(data)
         self.num_tokens = sum(len(u) for u in units)
 
@@ -117,19 +127,21 @@ class Trainer:
         else:
             self.model.random_init(g, self.all_x)
 
-    def em_iteration(self, graph, update: bool = True) -> float:
+    def em_iteration(self, graph, update: bool = True, batches: list | None = None) -> float:
         """One E-step over all batches (+ M-step); returns the log-likelihood per token."""
         from uasr.losses import occupancy
         total, acc = 0.0, None
+        batches = self.batches if batches is None else batches
+        num_tokens = sum(int(b["lengths"].sum()) for b in batches)
         with torch.no_grad():
-            for b in self.batches:
+            for b in batches:
                 ll, gamma = occupancy(self.emissions(b), b["lengths"], graph)
                 total += float(ll.sum())
                 s = self.stats(b, gamma)
                 acc = s if acc is None else acc + s
         if update:
             self.m_step(acc)
-        return total / self.num_tokens
+        return total / num_tokens
 
     def supervised(self) -> None:
         """The same model estimated from the TTS labels (one-hot occupancies): the ceiling."""
@@ -207,10 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             tr.random_init(torch.Generator().manual_seed(args.seed * 1000 + r))
             ll = -math.inf
             for it in range(args.restart_iters):
-                ll = tr.em_iteration(rgraph)
+                ll = tr.em_iteration(rgraph, batches=tr.restart_batches)
                 tb.add_scalar(f"restart{r}/ll_per_token", ll, it)
                 bar.update(1)
-            ll = tr.em_iteration(rgraph, update=False)
+            ll = tr.em_iteration(rgraph, update=False, batches=tr.restart_batches)
             restarts.append(ll)
             bar.set_postfix(restart=r, ll=f"{ll:.3f}")
             if best is None or ll > best[0]:
