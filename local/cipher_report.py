@@ -75,13 +75,14 @@ def plot(rows: list[dict], path: Path) -> None:
                              squeeze=False)
     for ax, text in zip(axes[0], texts):
         for o, opt in sorted({(r["lm_order"], r["optimizer"]) for r in rows}):
-            pts = sorted((r["symbols"], 100 * r["ser"]) for r in rows
+            # log axis: an SER of 0 is drawn at 0.01 % (the table has the exact value)
+            pts = sorted((r["symbols"], max(100 * r["ser"], 0.01)) for r in rows
                          if (r["text"], r["lm_order"], r["optimizer"]) == (text, o, opt))
             if pts:
                 ax.plot(*zip(*pts), marker="o", ls="-" if opt == "em" else "--",
                         label=f"{o}-gram, {opt}")
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_yscale("log")
         ax.axhline(2.0, color="grey", lw=0.8, ls=":")
         ax.set_title(f"{text} LM text")
         ax.set_xlabel("cipher training symbols")
