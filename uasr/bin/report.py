@@ -104,6 +104,14 @@ def target_checks(rows: list[dict]) -> list[str]:
                 ok = r["per_test"] <= 2 * sups[0]["per_test"]
                 parts.append(f"<= 2 x supervised {sups[0]['per_test']:.2f}: {'met' if ok else 'NOT met'}")
             out.append(f"- rung {rung} ({r['system']}): test PER {r['per_test']:.2f} " + "; ".join(parts))
+    for r in rows:  # why a rung fails: optimisation (local optimum) or the criterion itself
+        ll, sll = r["train_ll_per_token"], r["supervised_ll_per_token"]
+        if r["supervision"] == "unsup" and ll is not None and sll is not None:
+            verdict = ("the supervised model scores higher on the criterion: EM stopped in a local "
+                       "optimum" if sll > ll else "the learned model scores at least as high as the "
+                       "one-shot supervised estimate: no evidence of a search failure (the errors "
+                       "lie in the units/segments or the criterion)")
+            out.append(f"- {r['system']}: train LL/token {ll:.3f} vs supervised {sll:.3f}: {verdict}")
     return out
 
 
