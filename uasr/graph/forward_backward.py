@@ -188,7 +188,8 @@ def log_forward(E: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout,
     w = _or(weights, graph.weights, E.dtype)
     alpha = torch.empty_like(E)
     alpha[:, 0] = _or(init, graph.init, E.dtype) + E[:, 0]
-    bp = torch.full((R, T, S), -1, dtype=torch.int64, device=E.device) if semiring == "tropical" else None
+    # back-pointers as int32: R*T*S of them is the memory bound of exact Viterbi
+    bp = torch.full((R, T, S), -1, dtype=torch.int32, device=E.device) if semiring == "tropical" else None
     arc_ids = torch.arange(src.numel(), device=E.device)
     for t in range(1, T):
         x = alpha[:, t - 1, src] + w  # [R, A]
