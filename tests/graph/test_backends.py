@@ -102,3 +102,17 @@ def test_loop_topology_long_utterance_is_finite(device):
     assert torch.isfinite(tot).all()
     assert math.isclose(float(tot[0]), float(total_score(em[:1], torch.tensor([2000], device=device),
                                                          graph, backend="sparse")[0]), rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["dense", "block", "sparse"])
+def test_emissions_longer_than_every_length(backend, device):
+    """T beyond the longest utterance (batches padded to a fixed size) is fine."""
+    graph = ngram_loop_graph(3, num_phones=4).to(device)
+    em, _ = _inputs(3, 12, 5, seed=4, device=device)
+    lengths = torch.tensor([7, 5, 2], device=device)
+    em.requires_grad_(True)
+    tot = total_score(em, lengths, graph, backend=backend)
+    (grad,) = torch.autograd.grad(tot.sum(), em)
+    ref = total_score(em[:, :7].detach(), lengths, graph, backend="sparse")
+    assert torch.allclose(tot, ref, rtol=1e-5)
+    assert bool((grad[:, 7:] == 0).all())

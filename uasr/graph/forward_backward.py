@@ -71,6 +71,8 @@ def scaled_forward(E: Tensor, lengths: Tensor, graph: Graph, trans) -> tuple[Ten
     u = init_w * P[:, 0]
     for t in range(T):
         n = active[t]
+        if n == 0:  # every utterance has ended (emissions padded beyond the longest)
+            break
         if t > 0:
             u = trans.fwd(A[:n, t - 1])
             u.mul_(P[:n, t])
