@@ -92,3 +92,25 @@ def test_beam_viterbi(seed, device):
             scores = {p: s for s, p in path_scores(em[b], int(lengths[b]), graph, tropical=True)}
             assert math.isclose(scores[tuple(narrow.states[b].tolist())],
                                 float(narrow.scores[b]), abs_tol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_scatter_and_gather_log_paths_agree(seed, device, monkeypatch):
+    """The log-space forward has two layouts (padded in-arcs, arc-list scatter): same results."""
+    from uasr.graph import forward_backward as fb
+    graph = random_graph(6, 4, A=20, seed=seed).to(device)
+    em = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(seed),
+                     dtype=torch.float64).log_softmax(-1).to(device).requires_grad_(True)
+    lengths = torch.tensor([6, 4, 1], device=device)
+
+    def run():
+        tot = total_score(em, lengths, graph, backend="sparse", no_path="inf")
+        (grad,) = torch.autograd.grad(tot.sum(), em)
+        return tot, grad, viterbi(em, lengths, graph)
+
+    assert fb.in_arcs(graph) is not None
+    t1, g1, v1 = run()
+    monkeypatch.setattr(fb, "in_arcs", lambda graph: None)
+    t2, g2, v2 = run()
+    assert torch.allclose(t1, t2) and torch.allclose(g1, g2, equal_nan=True)
+    assert torch.allclose(v1.scores, v2.scores)

@@ -181,10 +181,41 @@ def _or(x: Optional[Tensor], default: Tensor, dtype: torch.dtype) -> Tensor:
     return (default if x is None else x).detach().to(dtype)
 
 
+class InArcs:
+    """In-arcs per state padded to the largest in-degree (pad: source S, arc A)."""
+
+    def __init__(self, graph: Graph):
+        S, A = graph.num_states, graph.num_arcs
+        deg = torch.bincount(graph.dst, minlength=S)
+        D = max(int(deg.max()) if A else 1, 1)
+        order = torch.argsort(graph.dst, stable=True)
+        start = torch.cumsum(deg, 0) - deg
+        slot = torch.arange(A, device=graph.dst.device) - start[graph.dst[order]]
+        self.src = torch.full((S, D), S, dtype=torch.int64, device=graph.dst.device)
+        self.arc = torch.full((S, D), A, dtype=torch.int64, device=graph.dst.device)
+        self.src[graph.dst[order], slot] = graph.src[order]
+        self.arc[graph.dst[order], slot] = order
+        self.S, self.A, self.D = S, A, D
+
+
+def in_arcs(graph: Graph) -> Optional[InArcs]:
+    """The padded in-arc table when padding wastes little (gather + reduce beats scatter)."""
+    key = ("in_arcs", graph.device)
+    if key not in graph._cache:
+        S, A = graph.num_states, graph.num_arcs
+        D = int(torch.bincount(graph.dst, minlength=S).max()) if A else 0
+        graph._cache[key] = InArcs(graph) if A and S * D <= 4 * A else None
+    return graph._cache[key]
+
+
 def log_forward(E: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout,
                 semiring: str = "log", weights: Optional[Tensor] = None,
                 init: Optional[Tensor] = None):
-    """Log-space forward. ``semiring="tropical"`` also returns back-pointer arcs ``[R, T, S]``."""
+    """Log-space forward. ``semiring="tropical"`` also returns back-pointer arcs ``[R, T, S]``.
+
+    Each frame reduces over every state's in-arcs: with the padded in-arc table a gather and
+    one vectorised reduction (regular graphs), else a scatter-reduce over the arc list.
+    """
     R, T, S = E.shape
     src, dst = graph.src, graph.dst
     w = _or(weights, graph.weights, E.dtype)
@@ -193,19 +224,34 @@ def log_forward(E: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout,
     # back-pointers as int32: R*T*S of them is the memory bound of exact Viterbi
     bp = torch.full((R, T, S), -1, dtype=torch.int32, device=E.device) if semiring == "tropical" else None
     arc_ids = torch.arange(src.numel(), device=E.device)
+    table = in_arcs(graph)
+    if table is not None:
+        w_in = torch.cat([w, w.new_full((1,), NEG_INF)])[table.arc]  # [S, D]
+        pad_col = E.new_full((R, 1), NEG_INF)
     for t in range(1, T):
-        x = alpha[:, t - 1, src] + w  # [R, A]
-        if semiring == "log":
-            nxt = _scatter_logsumexp(x, dst, S)
+        if table is not None:
+            prev = torch.cat([alpha[:, t - 1], pad_col], dim=1)
+            x = prev.index_select(1, table.src.view(-1)).view(R, S, -1) + w_in
+            if semiring == "log":
+                nxt = torch.logsumexp(x, dim=2)
+            else:
+                nxt, j = x.max(dim=2)
+                bp[:, t] = torch.where(torch.isfinite(nxt),
+                                       table.arc.expand(R, -1, -1).gather(2, j.unsqueeze(2)).squeeze(2),
+                                       -1)
         else:
-            idx = dst.unsqueeze(0).expand(R, -1)
-            nxt = torch.full((R, S), NEG_INF, dtype=E.dtype, device=E.device)
-            nxt.scatter_reduce_(1, idx, x, reduce="amax", include_self=True)
-            best = torch.where((x == nxt.gather(1, idx)) & torch.isfinite(x),
-                               arc_ids.expand(R, -1), torch.full_like(idx, -1))
-            bpt = torch.full((R, S), -1, dtype=torch.int64, device=E.device)
-            bpt.scatter_reduce_(1, idx, best, reduce="amax", include_self=True)
-            bp[:, t] = bpt
+            x = alpha[:, t - 1, src] + w  # [R, A]
+            if semiring == "log":
+                nxt = _scatter_logsumexp(x, dst, S)
+            else:
+                idx = dst.unsqueeze(0).expand(R, -1)
+                nxt = torch.full((R, S), NEG_INF, dtype=E.dtype, device=E.device)
+                nxt.scatter_reduce_(1, idx, x, reduce="amax", include_self=True)
+                best = torch.where((x == nxt.gather(1, idx)) & torch.isfinite(x),
+                                   arc_ids.expand(R, -1), torch.full_like(idx, -1))
+                bpt = torch.full((R, S), -1, dtype=torch.int64, device=E.device)
+                bpt.scatter_reduce_(1, idx, best, reduce="amax", include_self=True)
+                bp[:, t] = bpt
         active = t < layout.len_state
         alpha[:, t] = torch.where(active, nxt + E[:, t], alpha[:, t - 1])
     return alpha, bp
