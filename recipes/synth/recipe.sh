@@ -4,7 +4,7 @@
 #   ./run.sh --stage 0 --stop-stage 5 [--size tiny|default|large] [--seed 1] [--nj 2] [--force true]
 #
 # Data under recipes/synth/data/<what>_<size>, systems under recipes/synth/exp/<size>/<system>.
-size=tiny
+size=default       # tiny: the CI-sized run (~5 min); large: more speech
 seed=1
 nj=2
 voices=kal16,awb,rms,slt
