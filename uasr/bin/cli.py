@@ -1,27 +1,33 @@
 """``uasr <command> ...``: dispatches to the modules of :mod:`uasr.bin`.
 
-A module joins the CLI by defining ``COMMAND = "name"``, ``HELP = "one line"`` and
+A module joins the CLI by defining ``COMMAND = "name"``, ``HELP = "one line"`` (plain
+string literals at the top level: the CLI reads them without importing) and
 ``main(argv: list[str] | None = None) -> int | None``. ``python -m uasr.bin.<module>`` works too.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
+import re
 import sys
+from pathlib import Path
 
 import uasr.bin
 
 
+_DECL = re.compile(r'^(COMMAND|HELP)\s*=\s*"([^"]*)"', re.M)
+
+
 def _commands() -> dict[str, tuple[str, str]]:
+    """Command name -> (module, help), read from the sources: importing every module would
+    cost seconds per call (torch, lhotse), and only the chosen one is needed."""
     found = {}
-    for info in pkgutil.iter_modules(uasr.bin.__path__):
-        if info.name in ("cli", "__init__"):
+    for path in sorted(Path(uasr.bin.__file__).parent.glob("*.py")):
+        if path.stem in ("cli", "__init__"):
             continue
-        mod = importlib.import_module(f"uasr.bin.{info.name}")
-        name = getattr(mod, "COMMAND", None)
-        if name:
-            found[name] = (f"uasr.bin.{info.name}", getattr(mod, "HELP", ""))
+        decl = dict(_DECL.findall(path.read_text(encoding="utf-8")))
+        if "COMMAND" in decl:
+            found[decl["COMMAND"]] = (f"uasr.bin.{path.stem}", decl.get("HELP", ""))
     return found
 
 
