@@ -28,6 +28,7 @@ force=false
 prepare_only=false
 prepare_stop_stage=""
 stage_names=()
+source local/stage_lib.sh
 # shellcheck disable=SC1090
 source "recipes/$recipe/recipe.sh"
 

@@ -67,26 +67,6 @@ _setup() {
   fi
 }
 
-# skip_if_done OUTPUT...: true when every output exists and --force is not set
-skip_if_done() {
-  [ "$force" = true ] && return 1
-  local f
-  for f in "$@"; do [ -e "$f" ] || return 1; done
-  log "outputs exist ($*); skipping (--force true redoes)"
-}
-
-# need INPUT STAGE: die with a one-line message if a previous stage's output is missing
-need() {
-  [ -e "$1" ] || die "$1 is missing: run stage $2 first (./run.sh --recipe fsdd --size $size --stage $2)"
-}
-
-_timed() {  # _timed STAGE CMD...: run CMD, record its wall time for the report
-  local t0=$SECONDS
-  "${@:2}"
-  mkdir -p "$exp"
-  echo $((SECONDS - t0)) > "$exp/.seconds_stage_$1"
-}
-
 stage_0() {
   _setup
   [ -d "$fsdd_dir" ] || die "$fsdd_dir is missing: pass --fsdd-dir pointing at the Free Spoken Digit Dataset (recordings/{digit}_{speaker}_{take}.wav)"

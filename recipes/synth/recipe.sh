@@ -79,26 +79,6 @@ all_systems=(
   "r4_frames_table_sup|frames|--supervision sup --topology loop --stay-prob 0.85 --lm-order 2"
 )
 
-# skip_if_done OUTPUT...: true when every output exists and --force is not set
-skip_if_done() {
-  [ "$force" = true ] && return 1
-  local f
-  for f in "$@"; do [ -e "$f" ] || return 1; done
-  log "outputs exist ($*); skipping (--force true redoes)"
-}
-
-# need INPUT STAGE: die with a one-line message if a previous stage's output is missing
-need() {
-  [ -e "$1" ] || die "$1 is missing: run stage $2 first (./run.sh --size $size --stage $2)"
-}
-
-_timed() {  # _timed STAGE CMD...: run CMD, record its wall time for the report
-  local t0=$SECONDS
-  "${@:2}"
-  mkdir -p "$exp"
-  echo $((SECONDS - t0)) > "$exp/.seconds_stage_$1"
-}
-
 stage_0() {
   _setup
   ensure_apt flite flite

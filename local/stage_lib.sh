@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Helpers for recipe stages (sourced by run.sh before recipes/NAME/recipe.sh).
+
+# skip_if_done OUTPUT...: true when every output exists and --force is not set
+skip_if_done() {
+  [ "$force" = true ] && return 1
+  local f
+  for f in "$@"; do [ -e "$f" ] || return 1; done
+  log "outputs exist ($*); skipping (--force true redoes)"
+}
+
+# need INPUT STAGE: die with a one-line message if a previous stage's output is missing
+need() {
+  [ -e "$1" ] || die "$1 is missing: run stage $2 first (./run.sh --recipe $recipe ${size:+--size $size }--stage $2)"
+}
+
+# _timed STAGE CMD...: run CMD and record its wall time in $exp/.seconds_stage_STAGE (reports)
+_timed() {
+  local t0=$SECONDS
+  "${@:2}"
+  mkdir -p "$exp"
+  echo $((SECONDS - t0)) > "$exp/.seconds_stage_$1"
+}
