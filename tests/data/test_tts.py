@@ -1,5 +1,3 @@
-import shutil
-
 import pytest
 
 from uasr.data.tts import Speaker, flite_synthesize, map_phone, to_alignment
@@ -25,8 +23,7 @@ def test_alignment_covers_audio_and_merges_silence():
     assert [p for p, _, _ in ali] == ["sil", "hh", "ah", "l", "sil", "z", "sil"]
 
 
-@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")
-def test_flite_alignment_matches_text(tmp_path):
+def test_flite_alignment_matches_text(tmp_path, flite):
     from uasr.lang.lexicon import Lexicon
     import soundfile as sf
     wav = tmp_path / "a.wav"

@@ -1,5 +1,3 @@
-import shutil
-
 import pytest
 
 from uasr.lang.lexicon import Lexicon, OOVError
@@ -46,8 +44,7 @@ def test_bad_lexicon_file(tmp_path):
         Lexicon.from_file(tmp_path / "missing.txt")
 
 
-@pytest.mark.skipif(shutil.which("t2p") is None, reason="flite's t2p not installed")
-def test_flite_g2p_for_oovs(cmu):
+def test_flite_g2p_for_oovs(cmu, flite):
     lex = Lexicon(dict(cmu.entries), g2p="auto")
     phones = lex.phonemize("hello zqxjv")
     assert phones[:4] == ["hh", "ah", "l", "ow"] and len(phones) > 5
