@@ -17,7 +17,7 @@ need() {
 # _timed STAGE CMD...: run CMD and record its wall time in $exp/.seconds_stage_STAGE (reports)
 _timed() {
   local t0=$SECONDS
-  "${@:2}"
+  "${@:2}" || return  # the command's status (callers add `|| die ...`)
   mkdir -p "$exp"
   echo $((SECONDS - t0)) > "$exp/.seconds_stage_$1"
 }

@@ -31,16 +31,23 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 _setup() {
   data=$synth_dir/data
   corpus=$data/corpus_$size
+  manifest_prefix=synth
+  feats=$data/${feature}_$size
   tokens=$data/tokens_$size
   lang=$data/lang_$size
   exp=$synth_dir/exp/$size
+  results_dir=$synth_dir
+  [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite the committed results
+  title="recipes/synth, --size $size, seed $seed"
+  report_notes="Not implemented yet: the \`hybrid\` (neural) emission, the supervised CTC baseline on
+frames, festival/espeak-ng voices (only the four flite voices speak), \`--size large\` untested."
   [ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
   [ "$num_restarts" = 0 ] && num_restarts=4
   restart_iters=20
   num_epochs=3
   lm_scales="0.5,1,2"
   max_lm_sentences=$(_by_size 8000 0)
-  run_systems=("${all_systems[@]}")
+  run_systems=("${all_systems[@]//SIZE/$size}")
   if [ "$systems" = auto ]; then  # every rung once + its baselines, within the time budget
     run_systems=()
     local e
@@ -49,7 +56,7 @@ _setup() {
         r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r3_unsup-seg_table_unsup_loop|r3_unsup-seg_lm-only_loop|r4_frames_table_unsup)
           run_systems+=("$e") ;;
         r2_oracle-seg_table_unsup_from-sup|r2_oracle-seg_table_unsup_16r)
-          [ "$size" = tiny ] || run_systems+=("$e") ;;
+          [ "$size" = tiny ] || run_systems+=("${e//SIZE/$size}") ;;
       esac
     done
   fi
@@ -90,16 +97,6 @@ stage_0() {
     || die "stage 0 failed (see the message above)"
 }
 
-stage_1() {
-  _setup
-  need $corpus/manifests/synth_supervisions_test.jsonl.gz 0
-  skip_if_done $tokens/frames/test.pt && return 0
-  [ "$force" = true ] && rm -rf "$tokens" "$data/${feature}_$size"
-  _timed 1 uasr prepare-tokens --manifest-dir $corpus/manifests --feat-dir $data/${feature}_$size \
-    --out-dir $tokens --feature $feature --num-units $num_units --seed $seed --nj $nj \
-    || die "stage 1 failed (see the message above)"
-}
-
 stage_2() {
   _setup
   ensure_apt t2p flite
@@ -110,77 +107,4 @@ stage_2() {
     || die "stage 2 failed (see the message above)"
 }
 
-_train_one() {  # _train_one NAME TOKENS OPTS
-  log "training $1"
-  # shellcheck disable=SC2086
-  uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 \
-    --lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
-    --num-epochs $num_epochs --seed $seed $3 > "$exp/$1.log" 2>&1 \
-    || { log "training $1 failed; see $exp/$1.log"; return 1; }
-  log "trained $1: $(tail -n 1 "$exp/$1.log")"
-}
-
-_train_all() {  # systems run --nj at a time; each logs to exp/<size>/<system>.log
-  local entry name tok opts failed=0
-  mkdir -p "$exp"
-  for entry in "${run_systems[@]}"; do
-    IFS='|' read -r name tok opts <<< "$entry"
-    if skip_if_done "$exp/$name/train.json"; then continue; fi
-    [ "$force" = true ] && rm -rf "$exp/$name"
-    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
-    if [[ "$opts" == *--init-from* ]]; then  # needs the system it starts from: let it finish
-      while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-    fi
-    _train_one "$name" "$tok" "${opts//SIZE/$size}" &
-  done
-  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-  [ $failed = 0 ] || die "some systems failed to train (see the logs named above)"
-}
-
-stage_3() {
-  _setup
-  need $tokens/frames/test.pt 1
-  need $lang/lm.json 2
-  _timed 3 _train_all
-}
-
-_decode_one() {  # _decode_one NAME TOKENS
-  uasr decode --exp-dir $exp/$1 --tokens-dir $tokens/$2 --lang-dir $lang \
-    --lm-scales "$lm_scales" > "$exp/$1.decode.log" 2>&1 \
-    || { log "decoding $1 failed; see $exp/$1.decode.log"; return 1; }
-  grep PER "$exp/$1.decode.log" >&2
-}
-
-_decode_all() {  # --nj systems at a time
-  local entry name tok opts failed=0
-  for entry in "${run_systems[@]}"; do
-    IFS='|' read -r name tok opts <<< "$entry"
-    need "$exp/$name/train.json" 3
-    if skip_if_done "$exp/$name/decode.json"; then continue; fi
-    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
-    _decode_one "$name" "$tok" &
-  done
-  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-  [ $failed = 0 ] || die "some systems failed to decode (see the logs named above)"
-}
-
-stage_4() {
-  _setup
-  _timed 4 _decode_all
-}
-
-stage_5() {
-  _setup
-  local results_dir=$synth_dir
-  [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite the committed results
-  local s
-  for s in 0 1 2 3 4; do
-    [ -f "$exp/.seconds_stage_$s" ] && echo "{\"seconds\": $(cat "$exp/.seconds_stage_$s")}" > "$exp/stage_$s.json"
-  done
-  local names
-  names=$(for e in "${run_systems[@]}"; do printf '%s,' "${e%%|*}"; done)
-  uasr report --exp-dir $exp --systems "${names%,}" --results-dir $results_dir --title "recipes/synth, --size $size, seed $seed" \
-    --extra-json $lang/lm.json $tokens/unsup/segmentation.json $exp/stage_{0,1,2,3,4}.json \
-    || die "stage 5 failed (see the message above)"
-  log "wrote $results_dir/RESULTS.md, results.json, per.png"
-}
+source local/asr_stages.sh  # stages 1, 3, 4, 5

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(1)
     from uasr.bin.train import build_graph
-    from uasr.data.tokens import TokenSet, read_symbols, without_sil
+    from uasr.data.tokens import TokenSet, without_sil
+    from uasr.lang.langdir import LangDir
     from uasr.decode import decode, per, write_results
 
     t0 = time.time()
@@ -78,14 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: run stage 3 (train) first")
         ckpt = torch.load(path, weights_only=False)
-        symbols = read_symbols(args.lang_dir)
+        lang = LangDir.load(args.lang_dir)
+        symbols = lang.symbols
         sets = {s: TokenSet.load(args.tokens_dir / f"{s}.pt") for s in ("dev", "test")}
         graph = build_graph(args.lang_dir, ckpt["lm_order"], symbols, ckpt["topology"], ckpt["stay_prob"])
-    except FileNotFoundError as e:
-        print(f"decode: {e}", file=sys.stderr)
+        refs = {s: [without_sil(r) for r in d.references(lang)] for s, d in sets.items()}
+    except (FileNotFoundError, KeyError) as e:
+        print(f"decode: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 1
     names = {i: s for s, i in symbols.items()}
-    refs = {s: [without_sil(r) for r in d.ref] for s, d in sets.items()}
     ems = {s: emissions_for(ckpt, d, symbols) for s, d in sets.items()}
 
     # one batched Viterbi over (dev + test) x scales; the scale is then chosen on dev only

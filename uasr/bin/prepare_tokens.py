@@ -1,8 +1,10 @@
-"""Stage 1 of recipes/synth: features, per-speaker CMVN, segments, pooled features, k-means units.
+"""Stage 1 of every speech recipe: features, per-speaker CMVN, segments, pooled features, units.
 
-Writes ``<out-dir>/<tokens>/<split>.pt`` for tokens in ``oracle`` (TTS phone boundaries),
-``unsup`` (spectral-change segmentation, no labels) and ``frames`` (one token per frame, the
-negative control). Units are k-means ids fitted on the train split only.
+Writes ``<out-dir>/<tokens>/<split>.pt`` for tokens in ``oracle`` (reference phone boundaries:
+TTS timings or TIMIT's .PHN), ``unsup`` (spectral-change segmentation, no labels) and
+``frames`` (one token per frame, the negative control). Units are k-means ids fitted on the
+train split only. Corpora without time-aligned phones (LibriSpeech, custom corpora) get
+``unsup`` and ``frames`` only; their references come from the transcripts (the lang stage).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ SPLITS = ("train", "dev", "test")
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"uasr {COMMAND}", description=HELP)
     p.add_argument("--manifest-dir", type=Path, required=True)
+    p.add_argument("--manifest-prefix", default="synth",
+                   help="manifests are <prefix>_{recordings,supervisions}_<split>.jsonl.gz")
     p.add_argument("--feat-dir", type=Path, required=True, help="lhotse feature storage + cuts")
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--feature", default="fbank", help="fbank | mfcc")
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             cuts = CutSet.from_file(cut_path)
         else:
             try:
-                cuts = load_cuts(args.manifest_dir, split)
+                cuts = load_cuts(args.manifest_dir, split, args.manifest_prefix)
             except FileNotFoundError as e:
                 print(f"prepare-tokens: {e}", file=sys.stderr)
                 return 1
@@ -78,36 +82,53 @@ def main(argv: list[str] | None = None) -> int:
             sup = cut.supervisions[0]
             feats[cut.id] = cut.load_features()
             spk[cut.id] = sup.speaker
-            ali = [(a.symbol, a.start, a.duration) for a in sup.alignment["phone"]]
+            phones = (sup.alignment or {}).get("phone")
+            # alignment times are relative to the recording; make them relative to the cut
+            ali = [(a.symbol, a.start - sup.start, a.duration) for a in phones] if phones else None
             rows.append({"id": cut.id, "speaker": sup.speaker, "ali": ali, "text": sup.text})
         feats = speaker_cmvn(feats, spk)
         for r in rows:
             r["x"] = feats[r["id"]]
         utts[split] = rows
 
-    stats = {}
-    for kind in ("oracle", "unsup", "frames"):
+    aligned = [r["ali"] is not None for split in SPLITS for r in utts[split]]
+    if any(aligned) and not all(aligned):
+        print(f"prepare-tokens: some supervisions in {args.manifest_dir} have phone alignments and "
+              "some do not; give all or none an alignment['phone']", file=sys.stderr)
+        return 1
+    aligned = all(aligned)
+    stats: dict = {"aligned": aligned}
+    kinds = ("oracle", "unsup", "frames") if aligned else ("unsup", "frames")
+    if not aligned:
+        logging.info("no phone alignments: oracle tokens and boundary F1 skipped; segment labels "
+                     "stay empty (references come from the transcripts)")
+    for kind in kinds:
         hits = nh = nr = 0
         for split in SPLITS:
             for r in utts[split]:
                 x, T = r["x"], len(r["x"])
-                flab = frame_labels(r["ali"], T)
-                ob = oracle_boundaries(r["ali"], T)
+                flab = frame_labels(r["ali"], T) if aligned else None
+                ob = oracle_boundaries(r["ali"], T) if aligned else None
                 if kind == "oracle":
                     b = ob
                 elif kind == "unsup":
                     b = spectral_change_boundaries(x, args.min_seg, args.seg_threshold, args.seg_smooth)
-                    h, a, c = boundary_f1(ob, b)
-                    hits, nh, nr = hits + h, nh + a, nr + c
+                    if aligned:
+                        h, a, c = boundary_f1(ob, b)
+                        hits, nh, nr = hits + h, nh + a, nr + c
                 else:
                     b = np.arange(T + 1)
-                r[kind] = {"bounds": b, "labels": segment_labels(b, flab) if kind != "frames" else flab,
+                if not aligned:
+                    labels = []
+                else:
+                    labels = segment_labels(b, flab) if kind != "frames" else flab
+                r[kind] = {"bounds": b, "labels": labels,
                            "pooled": pool_segments(x, b) if kind != "frames" else x}
-        if kind == "unsup":
+        if kind == "unsup" and aligned:
             p, rc = hits / max(nh, 1), hits / max(nr, 1)
-            stats = {"precision": p, "recall": rc, "f1": 2 * p * rc / max(p + rc, 1e-9),
-                     "tolerance_frames": 2, "hyp_boundaries": nh, "ref_boundaries": nr}
-            logging.info(f"unsupervised segmentation vs TTS boundaries: {stats}")
+            stats.update({"precision": p, "recall": rc, "f1": 2 * p * rc / max(p + rc, 1e-9),
+                          "tolerance_frames": 2, "hyp_boundaries": nh, "ref_boundaries": nr})
+            logging.info(f"unsupervised segmentation vs reference boundaries: {stats}")
         # standardise with train statistics, then k-means on train only
         tr = np.concatenate([r[kind]["pooled"] for r in utts["train"]])
         mu, sd = tr.mean(0), tr.std(0) + 1e-5
@@ -127,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 out["speakers"].append(r["speaker"])
                 out["units"].append(assign(z, cent))
                 out["labels"].append(r[kind]["labels"])
-                out["ref"].append([a[0] for a in r["ali"]])
+                out["ref"].append([a[0] for a in r["ali"]] if aligned else [])
                 out["pooled"].append(z.half() if kind != "frames" else torch.empty(0))
                 out["bounds"].append(torch.from_numpy(r[kind]["bounds"]))
                 out["text"].append(r["text"])

@@ -4,7 +4,10 @@ Phase 0 (``epoch-0.pt``): ``--num-restarts`` random initialisations, each run fo
 ``--restart-iters`` EM iterations under the cheap ``--restart-lm-order`` LM; the restart with
 the best *training likelihood* is kept (labels are never looked at). Epochs 1..N: EM under the
 full ``--lm-order`` LM, one checkpoint per epoch. ``--supervision sup`` instead estimates the
-same model from the TTS labels (the ceiling); ``lm-only`` writes an input-independent model.
+same model from the reference labels (the ceiling): in one step from the labels of the tokens
+when the corpus has time-aligned phones, else by EM over each utterance's transcript graph
+(its units under a ``loop`` topology with optional silence). ``lm-only`` writes an
+input-independent model.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-utts", type=int, default=0, help="cap training utterances (0 = all)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--smoothing", type=float, default=0.01, help="table: additive count smoothing")
+    p.add_argument("--sup-iters", type=int, default=10,
+                   help="--supervision sup without aligned labels: EM iterations on transcript graphs")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--init-from", type=Path, default=None,
                    help="start EM from this checkpoint instead of restarts (diagnostic: e.g. the "
@@ -63,11 +68,16 @@ def save_atomic(obj, path: Path) -> None:
 class Trainer:
     """Holds the data as padded batches and runs E-steps/M-steps for one emission model."""
 
-    def __init__(self, args, data, symbols):
+    def __init__(self, args, data, lang):
         from uasr.data.tokens import pad
         self.args = args
+        symbols = lang.symbols
         self.C = len(symbols)
+        self.aligned = data.aligned
+        self.lang, self.data = lang, data
         ids = data.label_ids(symbols)
+        if args.units == "oracle" and not self.aligned:
+            raise ValueError(f"--units oracle needs time-aligned phones; {args.tokens_dir} has none")
         if args.units == "oracle":  # true phones under a random renaming: a perfect unit inventory
             g = torch.Generator().manual_seed(args.seed + 1000)
             self.perm = torch.randperm(self.C, generator=g)
@@ -85,7 +95,7 @@ class Trainer:
                 u, L = pad([units[i] for i in idx])
                 lab, _ = pad([ids[i] for i in idx])
                 x = pad([data.pooled[i].float() for i in idx])[0] if args.emission == "gaussian" else None
-                out.append({"units": u, "lengths": L, "labels": lab, "pooled": x})
+                out.append({"units": u, "lengths": L, "labels": lab, "pooled": x, "idx": idx})
             return out
 
         self.batches = make_batches(list(range(len(units))))
@@ -144,13 +154,42 @@ class Trainer:
         return total / num_tokens
 
     def supervised(self) -> None:
-        """The same model estimated from the TTS labels (one-hot occupancies): the ceiling."""
+        """The same model estimated from the reference labels: the ceiling."""
+        if not self.aligned:
+            return self.supervised_from_transcripts()
         acc = None
         for b in self.batches:
             gamma = torch.nn.functional.one_hot(b["labels"], self.C).float()
             s = self.stats(b, gamma)
             acc = s if acc is None else acc + s
         self.m_step(acc)
+
+    def supervised_from_transcripts(self) -> None:
+        """EM on each utterance's transcript graph (no time alignment known), from a random
+        start: units under a ``loop`` topology, optional ``sil`` between them."""
+        from uasr.graph import Graph, linear_graph, loop
+        from uasr.lang.phones import SIL
+        from uasr.losses import occupancy
+        if not all(self.data.text):
+            raise ValueError(f"--supervision sup needs a transcript for every utterance of "
+                             f"{self.args.tokens_dir}/train.pt (or time-aligned phones)")
+        sym = self.lang.symbols
+        topo = loop(self.args.stay_prob if self.args.topology == "loop" else 0.5,
+                    silence=sym[SIL], silence_prob=0.2)
+        trans = [[sym[u] for u in self.lang.transcribe(t) if u != SIL] for t in self.data.text]
+        graphs = [Graph.batch([linear_graph(trans[i], topo) for i in b["idx"]]) for b in self.batches]
+        self.random_init(torch.Generator().manual_seed(self.args.seed))
+        for it in tqdm(range(self.args.sup_iters), desc="supervised EM", unit="it"):
+            acc, no_path = None, 0
+            with torch.no_grad():
+                for b, g in zip(self.batches, graphs):
+                    ll, gamma = occupancy(self.emissions(b), b["lengths"], g)
+                    no_path += int((gamma.flatten(1).sum(1) == 0).sum())  # no path: zero occupancy
+                    s = self.stats(b, gamma)
+                    acc = s if acc is None else acc + s
+            self.m_step(acc)
+        if no_path:
+            logging.warning(f"{no_path} utterance(s) have fewer tokens than transcript units: skipped")
 
     def checkpoint(self, epoch: int, ll: float) -> dict:
         return {"model": self.model.state_dict(), "emission": self.args.emission,
@@ -176,20 +215,28 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # small shared machines: extra threads only oversubscribe
     from torch.utils.tensorboard import SummaryWriter
 
-    from uasr.data.tokens import TokenSet, read_symbols
+    from uasr.data.tokens import TokenSet
+    from uasr.lang.langdir import LangDir
     t0 = time.time()
     try:
-        symbols = read_symbols(args.lang_dir)
+        lang = LangDir.load(args.lang_dir)
+        symbols = lang.symbols
         data = TokenSet.load(args.tokens_dir / "train.pt")
         graph = build_graph(args.lang_dir, args.lm_order, symbols, args.topology, args.stay_prob)
     except FileNotFoundError as e:
         print(f"train: {e}", file=sys.stderr)
         return 1
     if args.max_utts and len(data) > args.max_utts:
-        for f in ("ids", "speakers", "units", "pooled", "labels", "ref"):
+        for f in ("ids", "speakers", "units", "pooled", "labels", "ref", "text"):
             setattr(data, f, getattr(data, f)[:args.max_utts])
     args.exp_dir.mkdir(parents=True, exist_ok=True)
-    tr = Trainer(args, data, symbols)
+    try:
+        tr = Trainer(args, data, lang)
+        if args.supervision == "sup":
+            tr.supervised()
+    except (ValueError, KeyError) as e:
+        print(f"train: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 1
     tb = SummaryWriter(str(args.exp_dir / "tensorboard"))
     info: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "train_utts": len(data),
                   "train_tokens": tr.num_tokens, "command": "uasr train " + " ".join(argv or sys.argv[1:]),
@@ -200,8 +247,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     if args.supervision != "unsup":
-        if args.supervision == "sup":
-            tr.supervised()
         ll = tr.em_iteration(graph, update=False) if args.supervision == "sup" else float("nan")
         info["train_ll_per_token"] = ll
         save_atomic(tr.checkpoint(0, ll), args.exp_dir / "epoch-0.pt")
@@ -254,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         info["train_ll_per_token"] = ll
         last = args.exp_dir / f"epoch-{args.num_epochs}.pt"
         save_atomic(tr.checkpoint(args.num_epochs, ll), last)
-        # diagnostic: the likelihood the same model reaches when estimated from the labels
-        tr.supervised()
-        info["supervised_ll_per_token"] = tr.em_iteration(graph, update=False)
+        if tr.aligned:  # diagnostic: the likelihood of the same model estimated from the labels
+            tr.supervised()
+            info["supervised_ll_per_token"] = tr.em_iteration(graph, update=False)
     tb.close()
     info["train_seconds"] = round(time.time() - t0, 2)
     tmp = args.exp_dir / "train.json.tmp"

@@ -22,13 +22,15 @@ def extractor(kind: str, num_bins: int = 40):
 
 
 def load_cuts(manifest_dir: Path, split: str, prefix: str = "synth") -> CutSet:
-    """Cuts of a split from its recording + supervision manifests (one cut per recording)."""
+    """Cuts of a split from its recording + supervision manifests: one cut per supervision
+    (its id), so Kaldi-style ``segments`` (several utterances per recording) work too."""
     rec = manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz"
     sup = manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz"
     for f in (rec, sup):
         if not f.is_file():
             raise FileNotFoundError(f"{f} is missing: run stage 0 first")
-    return CutSet.from_manifests(RecordingSet.from_file(rec), SupervisionSet.from_file(sup))
+    cuts = CutSet.from_manifests(RecordingSet.from_file(rec), SupervisionSet.from_file(sup))
+    return cuts.trim_to_supervisions(keep_overlapping=False).to_eager()
 
 
 def compute_features(cuts: CutSet, storage: Path, kind: str = "fbank", nj: int = 1) -> CutSet:

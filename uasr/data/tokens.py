@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from uasr.lang.phones import SIL
+
+if TYPE_CHECKING:
+    from uasr.lang.langdir import LangDir
 
 
 @dataclass
@@ -18,10 +22,20 @@ class TokenSet:
     speakers: list[str]
     units: list[torch.Tensor]  # [N_i] int64 k-means ids
     pooled: list[torch.Tensor]  # [N_i, D] standardised pooled features (empty for frames)
-    labels: list[list[str]]  # [N_i] majority TTS phone of each token (supervised targets)
-    ref: list[list[str]]  # the TTS phone sequence (for PER)
+    labels: list[list[str]]  # [N_i] majority reference phone of each token ([] without alignments)
+    ref: list[list[str]]  # the aligned phone sequence ([] without alignments: see references())
     num_units: int
     tokens: str  # oracle | unsup | frames
+    text: list[str] = field(default_factory=list)  # word transcripts
+
+    @property
+    def aligned(self) -> bool:
+        """Whether tokens carry reference labels (the corpus has time-aligned phones)."""
+        return all(len(lab) for lab in self.labels)
+
+    def references(self, lang: "LangDir") -> list[list[str]]:
+        """Reference units per utterance: the aligned phones, else the transcript's units."""
+        return [r if r else lang.transcribe(t) for r, t in zip(self.ref, self.text)]
 
     @classmethod
     def load(cls, path: Path) -> "TokenSet":
@@ -29,7 +43,7 @@ class TokenSet:
             raise FileNotFoundError(f"{path} is missing: run stage 1 first")
         d = torch.load(path, weights_only=False)
         return cls(d["ids"], d["speakers"], d["units"], d["pooled"], d["labels"], d["ref"],
-                   d["num_units"], d["tokens"])
+                   d["num_units"], d["tokens"], d.get("text", [""] * len(d["ids"])))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -51,9 +65,3 @@ def without_sil(phones: list[str]) -> list[str]:
     """Scoring ignores silence (it is easy and would inflate accuracy)."""
     return [p for p in phones if p != SIL]
 
-
-def read_symbols(lang_dir: Path) -> dict[str, int]:
-    path = Path(lang_dir) / "phones.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run stage 2 first")
-    return {s: int(i) for s, i in (line.split() for line in path.read_text().splitlines())}

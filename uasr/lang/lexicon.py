@@ -80,8 +80,13 @@ class Lexicon:
         return cls(entries, g2p=g2p)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, g2p: str | None = "auto") -> "Lexicon":
-        """Read ``word phone phone ...`` lines. Errors name the file, the line and the fix."""
+    def from_file(cls, path: str | os.PathLike, g2p: str | None = "auto",
+                  arpabet: bool = True) -> "Lexicon":
+        """Read ``word phone phone ...`` lines. Errors name the file, the line and the fix.
+
+        ``arpabet=True`` strips stress and checks every phone is ARPAbet-39 (CMU-style
+        lexicons, e.g. LibriSpeech's); ``False`` keeps the symbols verbatim (any language).
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such lexicon file")
@@ -93,12 +98,14 @@ class Lexicon:
                 if not line:
                     continue
                 word, *phones = line.split()
-                phones = [strip_stress(p) for p in phones]
-                bad = [p for p in phones if p not in known]
+                if arpabet:
+                    phones = [strip_stress(p) for p in phones]
+                bad = [p for p in phones if p not in known] if arpabet else []
                 if not phones or bad:
                     what = f"unknown phone(s) {bad}" if bad else "no phones"
+                    need = "ARPAbet-39 phones" if arpabet else "at least one phone"
                     raise ValueError(f"{path}:{lineno}: {what} for {word!r}; each line must be "
-                                     f"'word phone phone ...' with ARPAbet-39 phones")
+                                     f"'word phone phone ...' with {need}")
                 entries.setdefault(word.lower(), []).append(phones)
         return cls(entries, g2p=g2p)
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Stages 1 (tokens), 3 (train), 4 (decode) and 5 (report) shared by the speech recipes. A recipe
+# sources this file after its option defaults, defines stage_0 (its corpus) and stage_2 (its
+# lang), and a `_setup` function that every stage calls first and that sets:
+#
+#   corpus manifest_prefix   stage-0 output: $corpus/manifests/<prefix>_{recordings,supervisions}_<split>.jsonl.gz
+#   feats tokens lang exp    feature storage, stage-1 tokens, stage-2 lang dir, experiments
+#   results_dir title        where stage 5 writes RESULTS.md/results.json/per.png, its title
+#   num_units num_restarts restart_iters num_epochs lm_scales   (train/decode settings)
+#   run_systems              array of "name|tokens|extra train options" (tokens: oracle, unsup, frames)
+#   word_lm                  optional: a word ARPA; stage 4 then also decodes words (WER)
+#   report_extra report_notes  optional: extra JSON files for the report's context; a paragraph
+#
+# and the options feature, seed, nj, lm_order. Systems run --nj at a time, each logging to
+# $exp/<system>.log; every step is skipped when its outputs exist (--force true redoes it).
+
+stage_1() {
+  _setup
+  need $corpus/manifests/${manifest_prefix}_supervisions_test.jsonl.gz 0
+  skip_if_done $tokens/frames/test.pt && return 0
+  [ "$force" = true ] && rm -rf "$tokens" "$feats"
+  _timed 1 uasr prepare-tokens --manifest-dir $corpus/manifests --manifest-prefix $manifest_prefix \
+    --feat-dir $feats --out-dir $tokens --feature $feature --num-units $num_units --seed $seed --nj $nj \
+    || die "stage 1 failed (see the message above)"
+}
+
+_train_one() {  # _train_one NAME TOKENS OPTS
+  log "training $1"
+  # shellcheck disable=SC2086
+  uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 \
+    --lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
+    --num-epochs $num_epochs --seed $seed $3 > "$exp/$1.log" 2>&1 \
+    || { log "training $1 failed; see $exp/$1.log"; return 1; }
+  log "trained $1: $(tail -n 1 "$exp/$1.log")"
+}
+
+_train_all() {
+  local entry name tok opts failed=0
+  mkdir -p "$exp"
+  for entry in "${run_systems[@]}"; do
+    IFS='|' read -r name tok opts <<< "$entry"
+    if skip_if_done "$exp/$name/train.json"; then continue; fi
+    [ "$force" = true ] && rm -rf "$exp/$name"
+    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
+    if [[ "$opts" == *--init-from* ]]; then  # needs the system it starts from: let it finish
+      while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+    fi
+    _train_one "$name" "$tok" "$opts" &
+  done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+  [ $failed = 0 ] || die "some systems failed to train (see the logs named above)"
+}
+
+stage_3() {
+  _setup
+  need $tokens/frames/test.pt 1
+  need $lang/lm.json 2
+  _timed 3 _train_all
+}
+
+_decode_one() {  # _decode_one NAME TOKENS
+  uasr decode --exp-dir $exp/$1 --tokens-dir $tokens/$2 --lang-dir $lang \
+    --lm-scales "$lm_scales" > "$exp/$1.decode.log" 2>&1 \
+    || { log "decoding $1 failed; see $exp/$1.decode.log"; return 1; }
+  grep PER "$exp/$1.decode.log" >&2
+  [ -n "${word_lm:-}" ] || return 0
+  uasr decode-words --exp-dir $exp/$1 --tokens-dir $tokens/$2 --lang-dir $lang --word-lm $word_lm \
+    --lm-scales "$lm_scales" > "$exp/$1.decode_words.log" 2>&1 \
+    || { log "word decoding $1 failed; see $exp/$1.decode_words.log"; return 1; }
+  grep WER "$exp/$1.decode_words.log" >&2
+}
+
+_decode_all() {
+  local entry name tok opts failed=0 done_marker=decode.json
+  [ -n "${word_lm:-}" ] && done_marker=decode_words.json
+  for entry in "${run_systems[@]}"; do
+    IFS='|' read -r name tok opts <<< "$entry"
+    need "$exp/$name/train.json" 3
+    if skip_if_done "$exp/$name/decode.json" "$exp/$name/$done_marker"; then continue; fi
+    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
+    _decode_one "$name" "$tok" &
+  done
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+  [ $failed = 0 ] || die "some systems failed to decode (see the logs named above)"
+}
+
+stage_4() {
+  _setup
+  _timed 4 _decode_all
+}
+
+stage_5() {
+  _setup
+  local s names extra=()
+  for s in 0 1 2 3 4; do
+    [ -f "$exp/.seconds_stage_$s" ] && echo "{\"seconds\": $(cat "$exp/.seconds_stage_$s")}" > "$exp/stage_$s.json"
+    [ -f "$exp/stage_$s.json" ] && extra+=("$exp/stage_$s.json")
+  done
+  [ -f "$tokens/unsup/segmentation.json" ] && extra+=("$tokens/unsup/segmentation.json")
+  names=$(for e in "${run_systems[@]}"; do printf '%s,' "${e%%|*}"; done)
+  # shellcheck disable=SC2086
+  uasr report --exp-dir $exp --systems "${names%,}" --results-dir $results_dir --title "$title" \
+    --extra-json $lang/lm.json "${extra[@]}" ${report_extra:-} --notes "${report_notes:-}" \
+    || die "stage 5 failed (see the message above)"
+  log "wrote $results_dir/RESULTS.md, results.json, per.png"
+}

@@ -1,0 +1,78 @@
+"""Train + decode on tokens without time-aligned labels (LibriSpeech/custom corpora).
+
+The tokens are simulated: silence, then every grapheme of a transcript, then silence emit 1-3
+segments each, every segment a k-means unit that names its symbol with probability 0.85. The
+supervised ceiling must then learn the renaming from the transcripts alone (EM on transcript
+graphs), and decoding must score against the transcripts' units from the lang's lexicon.
+"""
+
+import json
+import random
+from pathlib import Path
+
+import torch
+
+from uasr.bin import decode as decode_cli
+from uasr.bin import prepare_lang, train
+
+WORDS = ["abc", "bad", "cab", "dab", "ace", "bead", "bed", "face", "cafe", "fade"]
+
+
+def _sentences(rng: random.Random, n: int) -> list[str]:
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5))) for _ in range(n)]
+
+
+def _tokens(rng: random.Random, texts: list[str], letters: list[str], K: int) -> dict:
+    perm = {c: i for i, c in enumerate(letters + ["sil"])}
+    units, ids = [], []
+    for i, t in enumerate(texts):
+        u = []
+        for c in ["sil"] + list(t.replace(" ", "")) + ["sil"]:
+            for _ in range(rng.randint(1, 3)):
+                u.append(perm[c] if rng.random() < 0.85 else rng.randrange(K))
+        units.append(torch.tensor(u))
+        ids.append(f"u{i}")
+    n = len(texts)
+    return {"ids": ids, "speakers": ["s"] * n, "units": units, "labels": [[] for _ in range(n)],
+            "ref": [[] for _ in range(n)], "pooled": [torch.empty(0)] * n, "bounds": [torch.empty(0)] * n,
+            "text": texts, "num_units": K, "tokens": "unsup"}
+
+
+def test_supervised_ceiling_and_decoding_from_transcripts(tmp_path: Path):
+    rng = random.Random(0)
+    lm = tmp_path / "lm.txt"
+    lm.write_text("\n".join(_sentences(rng, 400)) + "\n")
+    lang = tmp_path / "lang"
+    assert prepare_lang.main(["--lm-text", str(lm), "--units", "graphemes", "--out-dir", str(lang),
+                              "--orders", "2,3"]) == 0
+    letters = sorted(set("".join(WORDS)))
+    tok = tmp_path / "tokens"
+    tok.mkdir()
+    for split, n in (("train", 150), ("dev", 20), ("test", 30)):
+        torch.save(_tokens(rng, _sentences(rng, n), letters, K=len(letters) + 1), tok / f"{split}.pt")
+    common = ["--tokens-dir", str(tok), "--lang-dir", str(lang), "--topology", "loop", "--stay-prob", "0.5"]
+    for name, opts in (("sup", ["--supervision", "sup"]), ("floor", ["--supervision", "lm-only"])):
+        assert train.main(common + ["--exp-dir", str(tmp_path / name), *opts]) == 0
+        assert decode_cli.main(["--exp-dir", str(tmp_path / name), "--tokens-dir", str(tok), "--lang-dir",
+                                str(lang), "--lm-scales", "1"]) == 0
+    sup = json.loads((tmp_path / "sup" / "decode.json").read_text())
+    floor = json.loads((tmp_path / "floor" / "decode.json").read_text())
+    assert sup["test"]["per"] < 15 < 50 < floor["test"]["per"], (sup["test"]["per"], floor["test"]["per"])
+    # references are the transcripts' graphemes (no sil), as written in recogs-test.txt
+    first = (tmp_path / "sup" / "recogs-test.txt").read_text().splitlines()[0]
+    assert first.split("ref=")[1].replace(" ", "") == torch.load(tok / "test.pt")["text"][0].replace(" ", "")
+
+
+def test_oracle_units_need_alignments(tmp_path: Path, capsys):
+    rng = random.Random(1)
+    lm = tmp_path / "lm.txt"
+    lm.write_text("\n".join(_sentences(rng, 50)) + "\n")
+    lang = tmp_path / "lang"
+    assert prepare_lang.main(["--lm-text", str(lm), "--units", "graphemes", "--out-dir", str(lang),
+                              "--orders", "2"]) == 0
+    tok = tmp_path / "tokens"
+    tok.mkdir()
+    torch.save(_tokens(rng, _sentences(rng, 5), sorted(set("".join(WORDS))), 7), tok / "train.pt")
+    rc = train.main(["--tokens-dir", str(tok), "--lang-dir", str(lang), "--exp-dir", str(tmp_path / "e"),
+                     "--units", "oracle", "--lm-order", "2"])
+    assert rc == 1 and "needs time-aligned phones" in capsys.readouterr().err
