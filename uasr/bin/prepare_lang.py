@@ -69,7 +69,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--lexicon", type=Path, default=None,
                    help="extra lexicon 'word phone ...' (takes precedence over the base)")
     p.add_argument("--normalize", default="english", choices=["english", "none"],
-                   help="text normalisation (none: lowercase + whitespace only; any language)")
+                   help="text normalisation (none: whitespace only; any language)")
     p.add_argument("--symbols", default="auto",
                    help="label inventory: auto (ARPAbet-39 + sil for CMU-style phones, else the "
                         "units seen), timit39 (units folded to TIMIT's 39 scoring phones), or a "
@@ -83,11 +83,6 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _normalizer(kind: str) -> Callable[[str], str]:
-    if kind == "english":
-        from uasr.lang.text import normalize_text
-        return normalize_text
-    return lambda s: " ".join(s.lower().split())
 
 
 def _transcripts(manifest_dir: Path, prefix: str) -> list[str]:
@@ -130,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def prepare(args: argparse.Namespace) -> dict:
-    from uasr.lang.langdir import graphemes
+    from uasr.lang.langdir import graphemes, normalizer
     from uasr.lang.lexicon import Lexicon
     from uasr.lang.phones import SIL
     from uasr.lm.arpa import write_arpa
@@ -147,7 +142,7 @@ def prepare(args: argparse.Namespace) -> dict:
         sents = sents[:args.max_sentences]
     if not sents:
         raise ValueError(f"{src} has no sentences")
-    normalize = _normalizer(args.normalize)
+    normalize = normalizer(args.normalize)
     transcripts = ([normalize(t) for t in _transcripts(args.manifest_dir, args.manifest_prefix)]
                    if args.manifest_dir else [])
 

@@ -18,9 +18,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 
 UNIT_KINDS = ("phones", "graphemes", "given")
+
+
+def normalizer(kind: str) -> Callable[[str], str]:
+    """``english`` (:func:`~uasr.lang.text.normalize_text`) or ``none`` (whitespace only)."""
+    if kind == "english":
+        from uasr.lang.text import normalize_text
+        return normalize_text
+    if kind == "none":
+        return lambda s: " ".join(s.split())
+    raise ValueError(f"unknown normalisation {kind!r}; use english or none")
 
 
 def graphemes(word: str) -> list[str]:
@@ -42,6 +53,7 @@ class LangDir:
     symbols: dict[str, int]
     units: str = "phones"
     lexicon: dict[str, list[str]] = field(default_factory=dict)
+    normalize: str = "english"  # how the lang stage normalised text (transcripts get the same)
 
     @classmethod
     def load(cls, path: str | Path) -> "LangDir":
@@ -54,19 +66,25 @@ class LangDir:
             for line in lex_path.read_text(encoding="utf-8").splitlines():
                 word, *units = line.split()
                 lexicon.setdefault(word, units)  # the first pronunciation
-        return cls(path, symbols, meta.get("units", "phones"), lexicon)
+        return cls(path, symbols, meta.get("units", "phones"), lexicon, meta.get("normalize", "english"))
 
     def transcribe(self, text: str) -> list[str]:
-        """Units of a word transcript (no silence): lexicon lookups, or the graphemes.
+        """Units of a word transcript (no silence), normalised as the lang stage did: lexicon
+        lookups, or the graphemes.
 
-        Raises KeyError naming the words missing from ``lexicon.txt`` and the fix.
+        Raises KeyError naming the words (or units) missing from the lang dir and the fix.
         """
-        words = text.split()
+        words = normalizer(self.normalize)(text).split()
+        fix = "rerun the lang stage with the transcripts (--manifest-dir) so their words are covered"
         if self.units == "graphemes":
-            return [g for w in words for g in graphemes(w)]
+            units = [g for w in words for g in graphemes(w)]
+            unknown = sorted(set(units) - set(self.symbols))
+            if unknown:
+                raise KeyError(f"{self.path / 'phones.txt'} lacks the grapheme(s) {' '.join(unknown)} "
+                               f"of {text!r}; {fix}")
+            return units
         missing = sorted({w for w in words if w not in self.lexicon})
         if missing:
             raise KeyError(f"{self.path / 'lexicon.txt'} has no pronunciation for {len(missing)} "
-                           f"word(s): {' '.join(missing[:10])}; rerun the lang stage with the "
-                           "transcripts (--manifest-dir) so their words are pronounced")
+                           f"word(s): {' '.join(missing[:10])}; {fix}")
         return [u for w in words for u in self.lexicon[w]]
