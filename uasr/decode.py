@@ -45,14 +45,15 @@ def per(refs: list[list[str]], hyps: list[list[str]]) -> float:
 
 
 def write_results(out_dir: Path, name: str, ids: list[str], refs: list[list[str]],
-                  hyps: list[list[str]]) -> dict:
+                  hyps: list[list[str]], metric: str = "PER") -> dict:
     """``recogs-<name>.txt`` (ref/hyp per utterance) and ``errs-<name>.txt`` (icefall style,
-    first line ``%PER p [ err / ref, ins, del, sub ]``), written atomically."""
+    first line ``%PER p [ err / ref, ins, del, sub ]``), written atomically. ``metric`` names
+    the rate in that line and in the returned dict (``"WER"`` -> ``"%WER"``, key ``"wer"``)."""
     c = error_counts(refs, hyps)
     p = 100.0 * c["err"] / max(c["ref"], 1)
     rec = "".join(f"{u}:\tref={' '.join(r)}\n{u}:\thyp={' '.join(h)}\n" for u, r, h in zip(ids, refs, hyps))
-    lines = [f"%PER {p:.2f} [ {c['err']} / {c['ref']}, {c['ins']} ins, {c['del']} del, {c['sub']} sub ]",
-             "", "PER_UTT_ALIGNMENTS (ref->hyp, * = empty):"]
+    lines = [f"%{metric} {p:.2f} [ {c['err']} / {c['ref']}, {c['ins']} ins, {c['del']} del, {c['sub']} sub ]",
+             "", f"{metric}_UTT_ALIGNMENTS (ref->hyp, * = empty):"]
     for u, r, h in zip(ids, refs, hyps):
         ali = align(r, h, "*")
         lines.append(f"{u}:\t" + " ".join(a if a == b else f"({a}->{b})" for a, b in ali))
@@ -60,4 +61,4 @@ def write_results(out_dir: Path, name: str, ids: list[str], refs: list[list[str]
         tmp = out_dir / (fname + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, out_dir / fname)
-    return {"per": round(p, 2), **c}
+    return {metric.lower(): round(p, 2), **c}

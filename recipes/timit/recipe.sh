@@ -37,8 +37,7 @@ _setup() {
   tokens=$work_dir/data/tokens
   lang=$work_dir/data/lang_$([ "$lm_text" = matched ] && echo matched || echo unmatched)
   exp=$work_dir/exp/$(basename "$lang")
-  results_dir=$exp
-  [ "$work_dir" = recipes/timit ] && results_dir=$work_dir
+  results_dir=$exp  # one table per LM setting
   title="recipes/timit, LM text: $lm_text"
   lm_scales="0.5,1,2,3"
   run_systems=(

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: uasr <command> [options]\n\ncommands:")
         for name, (_, help_) in sorted(cmds.items()):
-            print(f"  {name:<14} {help_}")
+            print(f"  {name:<20} {help_}")
         return 0
     if argv[0] not in cmds:
         print(f"uasr: unknown command {argv[0]!r}; known: {', '.join(sorted(cmds))}", file=sys.stderr)
