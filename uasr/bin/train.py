@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from uasr.graph import Graph
+
 COMMAND = "train"
 HELP = "train an emission model (unsupervised EM under an LM prior, or supervised ceiling)"
 
@@ -43,6 +45,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart-lm-order", type=int, default=2)
     p.add_argument("--num-restarts", type=int, default=8)
     p.add_argument("--restart-iters", type=int, default=30)
+    p.add_argument("--anneal-from", type=float, default=1.0,
+                   help="deterministic annealing: inverse temperature of the first restart "
+                        "iteration, raised linearly to 1 over the first half of them (1 = off)")
     p.add_argument("--num-epochs", type=int, default=5, help="EM epochs under the full LM")
     p.add_argument("--start-epoch", type=int, default=1, help="resume from epoch-(N-1).pt")
     p.add_argument("--restart-utts", type=int, default=0,
@@ -137,15 +142,23 @@ class Trainer:
         else:
             self.model.random_init(g, self.all_x)
 
-    def em_iteration(self, graph, update: bool = True, batches: list | None = None) -> float:
-        """One E-step over all batches (+ M-step); returns the log-likelihood per token."""
+    def em_iteration(self, graph, update: bool = True, batches: list | None = None,
+                     beta: float = 1.0) -> float:
+        """One E-step over all batches (+ M-step); returns the log-likelihood per token.
+
+        ``beta < 1``: deterministic annealing (Ueda & Nakano 1998): posteriors from the path
+        scores times ``beta`` (flatter, so early iterations commit less), likelihood at beta.
+        """
         from uasr.losses import occupancy
         total, acc = 0.0, None
         batches = self.batches if batches is None else batches
         num_tokens = sum(int(b["lengths"].sum()) for b in batches)
+        if beta != 1.0:
+            graph = Graph(graph.labels, graph.src, graph.dst, graph.weights * beta, graph.init * beta,
+                          graph.final * beta, graph.new_token, graph.blank)
         with torch.no_grad():
             for b in batches:
-                ll, gamma = occupancy(self.emissions(b), b["lengths"], graph)
+                ll, gamma = occupancy(beta * self.emissions(b), b["lengths"], graph)
                 total += float(ll.sum())
                 s = self.stats(b, gamma)
                 acc = s if acc is None else acc + s
@@ -264,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             tr.random_init(torch.Generator().manual_seed(args.seed * 1000 + r))
             ll = -math.inf
             for it in range(args.restart_iters):
-                ll = tr.em_iteration(rgraph, batches=tr.restart_batches)
+                ramp = min(1.0, it / max(1, args.restart_iters // 2))
+                beta = args.anneal_from + (1.0 - args.anneal_from) * ramp
+                ll = tr.em_iteration(rgraph, batches=tr.restart_batches, beta=beta)
                 tb.add_scalar(f"restart{r}/ll_per_token", ll, it)
                 bar.update(1)
             ll = tr.em_iteration(rgraph, update=False, batches=tr.restart_batches)
