@@ -7,7 +7,7 @@
 size=default       # tiny: the CI-sized run (~5 min); large: more speech
 seed=1
 nj=2
-voices=kal16,awb,rms,slt
+voices=default      # flite + festival (one CMU pronunciation source); all: + espeak-ng accents; or engine:voice,...
 feature=fbank
 num_units=0          # k-means units over segments (0 = by size: tiny 64, else 128)
 lm_order=3           # the LM prior of training and decoding (restarts use a bigram)
@@ -88,7 +88,8 @@ all_systems=(
 
 stage_0() {
   _setup
-  ensure_apt flite flite
+  local cmd pkg  # the engines and voice packages --voices needs (flite, festival + voices, espeak-ng)
+  while read -r cmd pkg; do ensure_apt "$cmd" "$pkg"; done < <(uasr prepare-synth --voices "$voices" --apt-packages)
   ensure_apt bible bible-kjv
   [ -f /usr/lib/bible.data ] || ensure_apt __no_such_cmd__ bible-kjv-text
   skip_if_done $corpus/lm_text.txt $corpus/manifests/synth_supervisions_test.jsonl.gz && return 0
