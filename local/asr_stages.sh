@@ -7,6 +7,7 @@
 #   feats tokens lang exp    feature storage, stage-1 tokens, stage-2 lang dir, experiments
 #   results_dir title        where stage 5 writes RESULTS.md/results.json/per.png, its title
 #   num_units num_restarts restart_iters num_epochs lm_scales   (train/decode settings)
+#   train_opts               optional: options every system's `uasr train` gets
 #   run_systems              array of "name|tokens|extra train options" (tokens: oracle, unsup, frames)
 #   word_lm                  optional: a word ARPA; stage 4 then also decodes words (WER)
 #   report_extra report_notes  optional: extra JSON files for the report's context; a paragraph
@@ -29,7 +30,7 @@ _train_one() {  # _train_one NAME TOKENS OPTS
   # shellcheck disable=SC2086
   uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 \
     --lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
-    --num-epochs $num_epochs --seed $seed $3 > "$exp/$1.log" 2>&1 \
+    --num-epochs $num_epochs --seed $seed ${train_opts:-} $3 > "$exp/$1.log" 2>&1 \
     || { log "training $1 failed; see $exp/$1.log"; return 1; }
   log "trained $1: $(tail -n 1 "$exp/$1.log")"
 }
