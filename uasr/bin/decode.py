@@ -58,6 +58,11 @@ def emissions_for(ckpt: dict, data, symbols) -> tuple[torch.Tensor, torch.Tensor
             m.load_state_dict(ckpt["model"])
             return m(u, L), L
         x, L = pad([p.float() for p in data.pooled])
+        if ckpt["emission"] == "hybrid":  # posterior / training-set prior (no batch dependence)
+            from uasr.models.hybrid import HybridEmission
+            m = HybridEmission(**ckpt["model_config"])
+            m.load_state_dict(ckpt["model"])
+            return m(x, L, batch_prior=False), L
         m = GaussianEmission(C, x.shape[-1])
         m.load_state_dict(ckpt["model"])
         return m(x, L), L

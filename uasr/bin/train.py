@@ -35,7 +35,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens-dir", type=Path, required=True, help="stage-1 tokens (train.pt ...)")
     p.add_argument("--lang-dir", type=Path, required=True)
     p.add_argument("--exp-dir", type=Path, required=True)
-    p.add_argument("--emission", default="table", choices=["table", "gaussian"])
+    p.add_argument("--emission", default="table", choices=["table", "gaussian", "hybrid"])
+    p.add_argument("--lr", type=float, default=3e-3, help="hybrid: Adam learning rate")
+    p.add_argument("--hybrid-hidden", type=int, default=256, help="hybrid: MLP width (2 hidden layers)")
+    p.add_argument("--hybrid-passes", type=int, default=5,
+                   help="hybrid: Adam sweeps over the batches per EM-style iteration (restart "
+                        "iterations and epochs); --supervision sup: --sup-iters x this many CE sweeps")
     p.add_argument("--units", default="acoustic", choices=["acoustic", "oracle"],
                    help="oracle: the true phone of each token, randomly renamed (rung 1)")
     p.add_argument("--supervision", default="unsup", choices=["unsup", "sup", "lm-only"])
@@ -99,7 +104,7 @@ class Trainer:
                 idx = order[s:s + args.batch_size]
                 u, L = pad([units[i] for i in idx])
                 lab, _ = pad([ids[i] for i in idx])
-                x = pad([data.pooled[i].float() for i in idx])[0] if args.emission == "gaussian" else None
+                x = pad([data.pooled[i].float() for i in idx])[0] if args.emission != "table" else None
                 out.append({"units": u, "lengths": L, "labels": lab, "pooled": x, "idx": idx})
             return out
 
@@ -117,6 +122,15 @@ class Trainer:
         from uasr.models.table import TableEmission
         if self.args.emission == "table":
             return TableEmission(self.C, self.K)
+        if self.args.emission == "hybrid":  # trained by Adam on the same criterion (no EM)
+            from uasr.models.hybrid import HybridEmission
+            if data.pooled[0].dim() != 2:
+                raise ValueError(f"--emission hybrid needs pooled segment features; "
+                                 f"{self.args.tokens_dir} ({data.tokens} tokens) has none")
+            m = HybridEmission(self.C, data.pooled[0].shape[1], self.args.hybrid_hidden)
+            self.opt = torch.optim.Adam(m.parameters(), lr=self.args.lr)
+            self.gen = torch.Generator().manual_seed(self.args.seed)
+            return m
         self.all_x = torch.cat([p.float() for p in data.pooled])
         return GaussianEmission(self.C, self.all_x.shape[1])
 
@@ -139,6 +153,9 @@ class Trainer:
     def random_init(self, g: torch.Generator) -> None:
         if self.args.emission == "table":
             self.model.random_init(g)
+        elif self.args.emission == "hybrid":
+            self.model.random_init(g)
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=self.args.lr)
         else:
             self.model.random_init(g, self.all_x)
 
@@ -152,6 +169,11 @@ class Trainer:
         from uasr.losses import occupancy
         total, acc = 0.0, None
         batches = self.batches if batches is None else batches
+        if self.args.emission == "hybrid":  # Adam sweeps instead of EM (annealing not applied)
+            from uasr.models.hybrid import log_likelihood, train_passes
+            if update:
+                train_passes(self.model, self.opt, batches, graph, self.args.hybrid_passes, self.gen)
+            return log_likelihood(self.model, batches, graph)
         num_tokens = sum(int(b["lengths"].sum()) for b in batches)
         if beta != 1.0:
             graph = Graph(graph.labels, graph.src, graph.dst, graph.weights * beta, graph.init * beta,
@@ -168,6 +190,15 @@ class Trainer:
 
     def supervised(self) -> None:
         """The same model estimated from the reference labels: the ceiling."""
+        if self.args.emission == "hybrid":  # cross-entropy on the tokens' labels
+            from uasr.models.hybrid import train_supervised
+            if not self.aligned:
+                raise ValueError(f"--emission hybrid --supervision sup needs time-aligned phones "
+                                 f"(token labels); {self.args.tokens_dir} has none")
+            self.random_init(torch.Generator().manual_seed(self.args.seed))
+            train_supervised(self.model, self.opt, self.batches,
+                             self.args.sup_iters * self.args.hybrid_passes, self.gen)
+            return None
         if not self.aligned:
             return self.supervised_from_transcripts()
         acc = None
@@ -210,7 +241,7 @@ class Trainer:
                 "perm": self.perm, "supervision": self.args.supervision, "epoch": epoch,
                 "train_ll_per_token": ll, "lm_order": self.args.lm_order,
                 "topology": self.args.topology, "stay_prob": self.args.stay_prob,
-                "tokens": str(self.args.tokens_dir)}
+                "tokens": str(self.args.tokens_dir), "model_config": getattr(self.model, "config", None)}
 
 
 def build_graph(lang_dir: Path, order: int, symbols: dict[str, int], topology: str, stay: float):
