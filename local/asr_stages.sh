@@ -8,7 +8,8 @@
 #   results_dir title        where stage 5 writes RESULTS.md/results.json/per.png, its title
 #   num_units num_restarts restart_iters num_epochs lm_scales   (train/decode settings)
 #   train_opts               optional: options every system's `uasr train` gets
-#   run_systems              array of "name|tokens|extra train options" (tokens: oracle, unsup, frames)
+#   run_systems              array of "name|tokens|extra train options" (tokens: oracle, unsup, frames;
+#                            options "ctc: ..." train the supervised CTC baseline with `uasr train-ctc`)
 #   word_lm                  optional: a word ARPA; stage 4 then also decodes words (WER)
 #   report_extra report_notes  optional: extra JSON files for the report's context; a paragraph
 #
@@ -25,8 +26,15 @@ stage_1() {
     || die "stage 1 failed (see the message above)"
 }
 
-_train_one() {  # _train_one NAME TOKENS OPTS
+_train_one() {  # _train_one NAME TOKENS OPTS   (OPTS "ctc: ..." = the supervised CTC baseline)
   log "training $1"
+  if [[ "$3" == ctc:* ]]; then  # trains on the frames' features and decodes dev/test itself
+    # shellcheck disable=SC2086
+    uasr train-ctc --feat-dir $feats --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 \
+      --seed $seed ${3#ctc:} > "$exp/$1.log" 2>&1 || { log "training $1 failed; see $exp/$1.log"; return 1; }
+    log "trained $1: $(grep -h PER "$exp/$1.log" | tr '\n' ' ')"
+    return 0
+  fi
   # shellcheck disable=SC2086
   uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 \
     --lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
@@ -77,6 +85,7 @@ _decode_all() {
   for entry in "${run_systems[@]}"; do
     IFS='|' read -r name tok opts <<< "$entry"
     need "$exp/$name/train.json" 3
+    [[ "$opts" == ctc:* ]] && continue  # train-ctc decoded dev/test already
     if skip_if_done "$exp/$name/decode.json" "$exp/$name/$done_marker"; then continue; fi
     while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
     _decode_one "$name" "$tok" &

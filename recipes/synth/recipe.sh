@@ -50,16 +50,18 @@ variant), \`--size large\`."
   train_opts="--anneal-from 0.3"
   lm_scales="0.5,1,2"
   max_lm_sentences=$(_by_size 8000 0)
-  run_systems=("${all_systems[@]//SIZE/$size}")
+  local here=("${all_systems[@]//SIZE/$size}")
+  here=("${here[@]//CTC_EPOCHS/$(_by_size 25 10)}")
+  run_systems=("${here[@]}")
   if [ "$systems" = auto ]; then  # every rung once + its baselines, within the time budget
     run_systems=()
     local e
-    for e in "${all_systems[@]}"; do
+    for e in "${here[@]}"; do
       case "${e%%|*}" in
         r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r3_unsup-seg_table_unsup_loop|r3_unsup-seg_lm-only_loop|r4_frames_table_unsup)
           run_systems+=("$e") ;;
-        r2_oracle-seg_table_unsup_from-sup|r2_oracle-seg_table_unsup_16r)
-          [ "$size" = tiny ] || run_systems+=("${e//SIZE/$size}") ;;
+        r2_oracle-seg_table_unsup_from-sup|r2_oracle-seg_table_unsup_16r|r2_oracle-seg_hybrid_unsup|r2_oracle-seg_hybrid_sup|r4_frames_ctc_sup)
+          [ "$size" = tiny ] || run_systems+=("$e") ;;
       esac
     done
   fi
@@ -79,14 +81,17 @@ all_systems=(
   "r2_oracle-seg_table_unsup_16r|oracle|--num-restarts 16 --restart-iters 30 --restart-utts 600"
   "r2_oracle-seg_gaussian_unsup|oracle|--emission gaussian"
   "r2_oracle-seg_gaussian_sup|oracle|--emission gaussian --supervision sup"
+  "r2_oracle-seg_hybrid_unsup|oracle|--emission hybrid --num-restarts 2 --restart-iters 20 --num-epochs 3"
+  "r2_oracle-seg_hybrid_sup|oracle|--emission hybrid --supervision sup"
   "r3_unsup-seg_lm-only|unsup|--supervision lm-only"
   "r3_unsup-seg_table_unsup|unsup|"
   "r3_unsup-seg_table_sup|unsup|--supervision sup"
   "r3_unsup-seg_table_unsup_loop|unsup|--topology loop --stay-prob 0.1"
   "r3_unsup-seg_lm-only_loop|unsup|--supervision lm-only --topology loop --stay-prob 0.1"
   "r4_frames_lm-only|frames|--supervision lm-only --topology loop --stay-prob 0.85 --lm-order 2"
-  "r4_frames_table_unsup|frames|--topology loop --stay-prob 0.85 --lm-order 2"
+  "r4_frames_table_unsup|frames|--topology loop --stay-prob 0.85 --lm-order 2 --num-epochs 3"
   "r4_frames_table_sup|frames|--supervision sup --topology loop --stay-prob 0.85 --lm-order 2"
+  "r4_frames_ctc_sup|frames|ctc: --num-epochs CTC_EPOCHS"
 )
 
 stage_0() {

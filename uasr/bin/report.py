@@ -56,7 +56,8 @@ def collect(exp_dir: Path, only: set[str] | None = None) -> list[dict]:
             "per_dev": r["dev"]["per"], "per_test": r["test"]["per"], "lm_scale": r["lm_scale"],
             "train_seconds": t["train_seconds"], "train_ll_per_token": t.get("train_ll_per_token"),
             "supervised_ll_per_token": t.get("supervised_ll_per_token"),
-            "command": f"{t['command']} && uasr decode --exp-dir {d} ..."
+            "command": t["command"] + ("" if t["command"].startswith("uasr train-ctc")  # decodes itself
+                                       else f" && uasr decode --exp-dir {d} ...")
                        + (" && uasr decode-words ..." if words else ""),
         })
         if words:
