@@ -28,6 +28,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 import uasr.graph.triton_kernels as tk  # noqa: E402
+import uasr.graph.triton_pruned as tp  # noqa: E402
 
 P, I32, I64 = "*fp32", "*i32", "*i64"
 CUOBJDUMP = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
@@ -44,6 +45,18 @@ BLOCK_FWD = dict(_BLOCK, init_ptr=P, fin_ptr=P, len_ptr=I64, u_ptr=P, c_ptr=P, o
                  cst_ptr=P, T="i32", V="i32", S="i32", KN="i32", **_TILE)
 BLOCK_BWD = dict(_BLOCK, fin_ptr=P, len_ptr=I64, u_ptr=P, c_ptr=P, v_ptr=P, gr_ptr=P, sab_ptr=P,
                  T="i32", V="i32", S="i32", KN="i32", VT="i32", **_TILE)
+
+# the fused beam-pruned kernels (uasr/graph/triton_pruned.py)
+PRUNED_FWD = dict(em_ptr=P, lab_ptr=I32, odst_ptr=I32, ow_ptr=P, olab_ptr=I32, fin_ptr=P,
+                  len_ptr=I64, act_ptr=I64, la_ptr=P, ek_ptr=P, m_ptr=P, sum_ptr=P, rep_ptr=I32,
+                  cd_ptr=I32, cs_ptr=P, flag_ptr=I32, tot_ptr=P, st_ptr=I32, T="i32", V="i32",
+                  S="i32", K="i32", wmax="fp32", low_all="fp32", low_kept="fp32", D="constexpr",
+                  KP="constexpr", NP="constexpr", CH="constexpr", VP="constexpr",
+                  FUSED="constexpr")
+PRUNED_BWD = dict(act_ptr=I64, la_ptr=P, ek_ptr=P, odst_ptr=I32, ow_ptr=P, fin_ptr=P,
+                  len_ptr=I64, z_ptr=P, g_ptr=P, post_ptr=P, buf_ptr=I64, beta_ptr=P,
+                  T="i32", S="i32", K="i32", D="constexpr", DP="constexpr", KP="constexpr",
+                  KC="constexpr")
 
 
 def compile_one(name: str, fn, sig: dict, consts: dict, opts: dict, arch: int) -> bool:
@@ -80,6 +93,8 @@ def main() -> int:
     p.add_argument("--arch", type=int, default=90)
     p.add_argument("--dense", type=int, nargs="+", default=[64, 128, 256], help="BS values")
     p.add_argument("--block", type=int, nargs=2, default=[40, 40], help="I O (trigram: 40 40)")
+    p.add_argument("--pruned", type=int, nargs=2, default=[256, 41],
+                   help="k D of the pruned kernels (4-gram x loop, beam 256: 256 41)")
     args = p.parse_args()
     ok = True
     for BS in args.dense:
@@ -99,6 +114,17 @@ def main() -> int:
                           opts, args.arch)
         ok &= compile_one(f"block_bwd KB={cfg['KB']}", tk._block_bwd_kernel, BLOCK_BWD, consts,
                           opts, args.arch)
+    k, D = args.pruned
+    NP, KP, DP = tp._next_pow2(k * D, 16), tp._next_pow2(k, 16), tp._next_pow2(D, 2)
+    for cfg in tp.fwd_configs(NP):
+        opts = {n: v for n, v in cfg.items() if n != "CH"}
+        ok &= compile_one(f"pruned_fwd CH={cfg['CH']}", tp._pruned_fwd_kernel, PRUNED_FWD,
+                          {"D": D, "KP": KP, "NP": NP, "CH": cfg["CH"], "VP": 64, "FUSED": True},
+                          opts, args.arch)
+    for cfg in tp.bwd_configs(KP, DP):
+        opts = {n: v for n, v in cfg.items() if n != "KC"}
+        ok &= compile_one(f"pruned_bwd KC={cfg['KC']}", tp._pruned_bwd_kernel, PRUNED_BWD,
+                          {"D": D, "DP": DP, "KP": KP, "KC": cfg["KC"]}, opts, args.arch)
     print("all compiled" if ok else "SOME FAILED")
     return 0 if ok else 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -66,7 +67,17 @@ class _TotalScore(torch.autograd.Function):
         state = {"backend": backend}
         all_finite = None  # None: not yet checked
         if beam is not None:
-            if cuda_graphs.enabled(em):
+            # --- issue 4: fused Triton pruned kernels (float32 CUDA; UASR_TRITON_PRUNED=0
+            # disables; any failure warns once and falls back to the torch path below)
+            fused = None
+            if em.is_cuda or os.environ.get("UASR_TRITON_PRUNED", "").lower() == "force":
+                from uasr.graph import triton_pruned
+                fused = triton_pruned.maybe_forward(em, lengths, graph, beam)
+            if fused is not None:
+                total, pctx = fused
+                state["pruned_triton"] = True
+            # --- end issue 4
+            elif cuda_graphs.enabled(em):
                 key = ("pruned_fwd", tuple(em.shape), em.dtype, beam)
                 total, pctx = cuda_graphs.run_captured(
                     graph._cache, key, lambda e, n, w, i, f: pruned_forward(e, n, graph, beam, w, i, f),
@@ -136,7 +147,16 @@ class _TotalScore(torch.autograd.Function):
         grads_w = [None, None, None]
         if "pruned" in state:
             pctx = state["pruned"]
-            if cuda_graphs.enabled(Zs):
+            # --- issue 4: fused Triton backward (emission gradient only; the graph-weight
+            # gradients come from the torch backward over the same kept lattice)
+            grad_em = None
+            if state.get("pruned_triton") and not need_w:
+                from uasr.graph import triton_pruned
+                grad_em = triton_pruned.maybe_backward(pctx, Zs, g, lengths, graph, V)
+            if grad_em is not None:
+                gw = [None, None, None]
+            # --- end issue 4
+            elif cuda_graphs.enabled(Zs):
                 key = ("pruned_bwd", tuple(pctx.act.shape), Zs.dtype, V, need_w)
                 grad_em, *gw = cuda_graphs.run_captured(
                     graph._cache, key,
