@@ -39,6 +39,15 @@ def latest_epoch(exp_dir: Path) -> int:
     return max(eps)
 
 
+def load_checkpoint(exp_dir: Path, epoch: int = -1) -> tuple[int, dict]:
+    """``(epoch, checkpoint)`` of ``epoch-N.pt`` (``-1``: the latest one)."""
+    epoch = latest_epoch(exp_dir) if epoch < 0 else epoch
+    path = exp_dir / f"epoch-{epoch}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run stage 3 (train) first")
+    return epoch, torch.load(path, weights_only=False)
+
+
 def emissions_for(ckpt: dict, data, symbols) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B, N, C]`` emissions of a split under a checkpoint (zeros for the LM-only floor)."""
     from uasr.data.tokens import pad
@@ -79,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     try:
-        epoch = latest_epoch(args.exp_dir) if args.epoch < 0 else args.epoch
-        path = args.exp_dir / f"epoch-{epoch}.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: run stage 3 (train) first")
-        ckpt = torch.load(path, weights_only=False)
+        epoch, ckpt = load_checkpoint(args.exp_dir, args.epoch)
         lang = LangDir.load(args.lang_dir)
         symbols = lang.symbols
         sets = {s: TokenSet.load(args.tokens_dir / f"{s}.pt") for s in ("dev", "test")}

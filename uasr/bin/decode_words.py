@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from uasr import wfst
-    from uasr.bin.decode import emissions_for, latest_epoch
+    from uasr.bin.decode import emissions_for, load_checkpoint
     from uasr.data.tokens import TokenSet
     from uasr.lang.langdir import read_symbols
     from uasr.decode import per, write_results
@@ -93,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"{lexicon} is missing: run the lang stage (it writes lexicon.txt) "
                                     f"or pass --lexicon FILE ('word phone phone ...' per line)")
         symbols = read_symbols(args.lang_dir)
-        epoch = latest_epoch(args.exp_dir) if args.epoch < 0 else args.epoch
-        path = args.exp_dir / f"epoch-{epoch}.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: run stage 3 (train) first")
-        ckpt = torch.load(path, weights_only=False)
+        epoch, ckpt = load_checkpoint(args.exp_dir, args.epoch)
         lang_json = args.lang_dir / "lang.json"
         normalize = json.loads(lang_json.read_text()).get("normalize", "english") if lang_json.is_file() else "english"
         sets = {s: TokenSet.load(args.tokens_dir / f"{s}.pt") for s in ("dev", "test")}
