@@ -31,6 +31,7 @@ def test_tiny_recipe_end_to_end():
     rows = json.loads((EXP / "results.json").read_text())["rows"]
     assert {r["tokens"] for r in rows} >= {"oracle-units", "oracle-segments", "unsupervised-segments", "frames"}
     assert {r["supervision"] for r in rows} >= {"unsup", "sup", "lm-only"}
+    assert any(r["emission"] == "ctc-nn" and r["tokens"] == "frames" for r in rows)  # the CTC baseline row
     for r in rows:
         for key in ("system", "tokens", "emission", "supervision", "lm_order", "per_dev", "per_test",
                     "train_seconds", "command"):
