@@ -47,27 +47,30 @@ class ScaledContext:
     active: list[int]  # active[t] = number of rows with length > t
 
 
-def scaled_forward(E: Tensor, lengths: Tensor, graph: Graph, trans) -> tuple[Tensor, ScaledContext]:
-    """E: ``[B, T, S]`` per-state log emissions (already gathered by label).
+def scaled_forward(em: Tensor, lengths: Tensor, graph: Graph, trans) -> tuple[Tensor, ScaledContext]:
+    """em: ``[B, T, V]`` log emissions per label (padding frames finite).
 
     Rows are processed sorted by length (descending), so frame ``t`` touches only the first
     ``active[t]`` rows: no masking ops inside the time loop.
     """
-    B, T, S = E.shape
-    dtype = E.dtype
+    B, T, _ = em.shape
+    S = graph.num_states
+    dtype = em.dtype
     lengths, order = torch.sort(lengths, descending=True)
-    E = E[order]
-    active = (torch.arange(T, device=E.device).unsqueeze(1) < lengths.unsqueeze(0)).sum(1).tolist()
-    shift = _safe_shift(E, 2)  # [B, T]
-    P = torch.exp(E - shift.unsqueeze(-1))
+    em = em[order]
+    active = (torch.arange(T, device=em.device).unsqueeze(1) < lengths.unsqueeze(0)).sum(1).tolist()
+    # shift and exp per label ([B, T, V]), then gather per state: S is often >> V
+    used = graph.used_labels()
+    shift = _safe_shift(em if used.numel() == em.shape[2] else em[:, :, used], 2)  # [B, T]
+    P = torch.exp(em - shift.unsqueeze(-1))[:, :, graph.labels]
     init = graph.init.detach().to(dtype)
     final = graph.final.detach().to(dtype)
     imax, fmax = _max_finite(init), _max_finite(final)
     init_w, final_w = torch.exp(init - imax), torch.exp(final - fmax)
     tiny = torch.finfo(dtype).tiny
 
-    A = torch.zeros(B, T, S, dtype=dtype, device=E.device)  # zeros: frames past a length
-    c = torch.ones(B, T, dtype=dtype, device=E.device)
+    A = torch.zeros(B, T, S, dtype=dtype, device=em.device)  # zeros: frames past a length
+    c = torch.ones(B, T, dtype=dtype, device=em.device)
     u = init_w * P[:, 0]
     for t in range(T):
         n = active[t]
@@ -79,9 +82,9 @@ def scaled_forward(E: Tensor, lengths: Tensor, graph: Graph, trans) -> tuple[Ten
         ct = u.amax(dim=1, keepdim=True).clamp_(min=tiny)  # a dead row stays all-zero
         torch.div(u, ct, out=A[:n, t])
         c[:n, t] = ct.squeeze(1)
-    rows = torch.arange(B, device=E.device)
+    rows = torch.arange(B, device=em.device)
     fin = (A[rows, lengths - 1] * final_w).sum(1)
-    valid = torch.arange(T, device=E.device) < lengths.unsqueeze(1)
+    valid = torch.arange(T, device=em.device) < lengths.unsqueeze(1)
     per_frame = torch.where(valid, shift + torch.log(c), torch.zeros_like(c))
     total = torch.log(fin) + fmax + imax + (lengths - 1).to(dtype) * trans.wmax + per_frame.sum(1)
     out = torch.empty_like(total)

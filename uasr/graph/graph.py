@@ -123,6 +123,12 @@ class Graph:
         self.final = self.final.detach().requires_grad_(flag)
         return self
 
+    def used_labels(self) -> Tensor:
+        """Sorted distinct labels that the states emit (cached)."""
+        if "used_labels" not in self._cache:
+            self._cache["used_labels"] = torch.unique(self.labels)
+        return self._cache["used_labels"]
+
     def state_batch_index(self) -> Tensor:
         """``[S]`` index of the graph (within a packed batch) that owns each state."""
         if self.batch_offsets is None:

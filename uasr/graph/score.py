@@ -91,7 +91,7 @@ class _TotalScore(torch.autograd.Function):
                 total, sctx, trans = triton_forward(em, lengths, graph)
             else:
                 trans = make_transitions(graph, backend, em.dtype)
-                total, sctx = fb.scaled_forward(em[:, :, graph.labels], lengths, graph, trans)
+                total, sctx = fb.scaled_forward(em, lengths, graph, trans)
             state["scaled"], state["trans"] = sctx, trans
             all_finite = bool(torch.isfinite(total).all())
             if not all_finite:
