@@ -116,3 +116,64 @@ def test_emissions_longer_than_every_length(backend, device):
     ref = total_score(em[:, :7].detach(), lengths, graph, backend="sparse")
     assert torch.allclose(tot, ref, rtol=1e-5)
     assert bool((grad[:, 7:] == 0).all())
+
+
+def _path_score(E, graph, states, arcs):
+    """Score of a back-traced path: init + emissions + arc weights."""
+    s = float(graph.init[states[0]]) + sum(float(E[t, s]) for t, s in enumerate(states))
+    return s + sum(float(graph.weights[a]) for a in arcs)
+
+
+@pytest.mark.parametrize("graph_fn", [lambda: ngram_loop_graph(3, num_phones=6),
+                                      lambda: ngram_loop_graph(2, num_phones=5, stay=0.3),
+                                      lambda: one_to_one_trigram(5)])
+def test_block_viterbi_matches_arc_list_viterbi(graph_fn, device):
+    """The block-layout tropical forward gives the in-arc one's scores, and its back-pointers
+    trace paths with exactly those scores."""
+    from uasr.graph import forward_backward as fb
+    from uasr.graph.transitions import block_layout
+    graph = graph_fn().to(device)
+    em, lengths = _inputs(5, 12, int(graph.labels.max()) + 1, seed=3, device=device,
+                          dtype=torch.float64)
+    layout = fb.LogLayout(graph, lengths)
+    E = layout.gather_emissions(em, graph.labels)
+    ref, _ = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
+    delta, bp = fb.block_tropical_forward(E, lengths, graph, block_layout(graph))
+    torch.testing.assert_close(delta, ref, rtol=1e-12, atol=1e-12)
+    src = graph.src.tolist()
+    for b in range(5):
+        n = int(lengths[b])
+        s = int(delta[b, n - 1].argmax())
+        states, arcs = [s], []
+        for t in range(n - 1, 0, -1):
+            a = int(bp[b, t, s])
+            arcs.append(a)
+            s = src[a]
+            states.append(s)
+        states, arcs = states[::-1], arcs[::-1]
+        assert all(int(graph.dst[a]) == states[i + 1] for i, a in enumerate(arcs))
+        assert math.isclose(_path_score(E[b].cpu(), graph.to("cpu"), states, arcs),
+                            float(delta[b, n - 1].max()), rel_tol=1e-12)
+
+
+def one_to_one_trigram(C: int) -> Graph:
+    from uasr.graph.acceptor import table_acceptor
+    from uasr.graph.topology import compose
+    g = torch.Generator().manual_seed(C)
+    logp = torch.randn((C + 1, C + 1, C), generator=g, dtype=torch.float64).log_softmax(-1)
+    return compose(table_acceptor(logp), one_to_one())
+
+
+def test_viterbi_uses_blocks_on_large_graphs(device):
+    """viterbi() on a graph that takes the block path: same scores as the arc-list path."""
+    from uasr.graph import forward_backward as fb
+    from uasr.graph import viterbi
+    graph = ngram_loop_graph(3, num_phones=24).to(device)
+    assert choose_backend(graph) == "block"
+    em, lengths = _inputs(3, 20, 25, seed=5, device=device, dtype=torch.float64)
+    res = viterbi(em, lengths, graph)
+    layout = fb.LogLayout(graph, lengths)
+    ref, _ = fb.log_forward(layout.gather_emissions(em, graph.labels), lengths, graph, layout,
+                            semiring="tropical")
+    best = (ref[torch.arange(3), lengths - 1] + graph.final).max(1).values
+    torch.testing.assert_close(res.scores, best, rtol=1e-12, atol=1e-12)

@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 
 from uasr.graph.graph import Graph
-from uasr.graph.transitions import _max_finite
+from uasr.graph.transitions import BlockLayout, _max_finite
 
 Tensor = torch.Tensor
 NEG_INF = -math.inf
@@ -258,6 +258,61 @@ def log_forward(E: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout,
         active = t < layout.len_state
         alpha[:, t] = torch.where(active, nxt + E[:, t], alpha[:, t - 1])
     return alpha, bp
+
+
+def block_tropical_forward(E: Tensor, lengths: Tensor, graph: Graph,
+                           blocks: BlockLayout) -> tuple[Tensor, Tensor]:
+    """Viterbi forward over a shared graph's dense blocks; the contract of
+    ``log_forward(..., semiring="tropical")`` (``(delta [B, T, S], back-pointer arcs)``).
+
+    States of a block share their source set, so a frame gathers only ``K x I`` previous
+    scores and takes one max over ``[B, K, O, I]`` instead of gathering every arc's source
+    (2.3x faster decoding of the synth trigram x loop graph on a 2-core CPU).
+    """
+    B, T, S = E.shape
+    L = blocks
+    w = graph.weights.detach().to(E.dtype)
+    arc_ids = torch.arange(w.numel(), device=E.device)
+    is_loop = L.flat < 0
+
+    def best_arc(index: Tensor, size: int, sel: Tensor) -> tuple[Tensor, Tensor]:
+        """Per slot the largest weight of the arcs ``sel`` that land there, and that arc."""
+        best = torch.full((size,), NEG_INF, dtype=E.dtype, device=E.device)
+        best.scatter_reduce_(0, index, w[sel], reduce="amax")
+        arc = torch.full((size,), -1, dtype=torch.int64, device=E.device)
+        won = torch.where(w[sel] == best[index], arc_ids[sel], -1)
+        return best, arc.scatter_reduce_(0, index, won, reduce="amax")
+
+    Wb, Ab = best_arc(L.flat[~is_loop], L.K * L.I * L.O, ~is_loop)
+    Wb = Wb.view(1, L.K, L.I, L.O).transpose(2, 3).contiguous()  # [1, K, O, I]
+    Ab = Ab.view(1, L.K, L.I, L.O).transpose(2, 3).contiguous()
+    rows = max(1, (1 << 20) // (L.K * L.I * L.O))  # ~4 MB of float32 per chunk
+    loop_w, loop_arc = best_arc(graph.src[is_loop], S, is_loop)
+    dst_flat = L.dst_idx.reshape(-1)
+    delta = torch.empty_like(E)
+    delta[:, 0] = graph.init.detach().to(E.dtype) + E[:, 0]
+    bp = torch.full((B, T, S), -1, dtype=torch.int32, device=E.device)
+    pad = E.new_full((B, 1), NEG_INF)
+    active_rows = lengths.unsqueeze(1)
+    for t in range(1, T):
+        prev = delta[:, t - 1]
+        x = torch.cat([prev, pad], dim=1)[:, L.src_idx]  # [B, K, I]
+        # sources innermost ([B, K, O, I]): a contiguous last-dim max; chunks of rows stay in cache
+        best = x.new_empty(B, L.K, L.O)
+        i = torch.empty(B, L.K, L.O, dtype=torch.int64, device=E.device)
+        for r in range(0, B, rows):
+            torch.max(x[r:r + rows].unsqueeze(2) + Wb, dim=3, out=(best[r:r + rows], i[r:r + rows]))
+        arc = Ab.expand(B, -1, -1, -1).gather(3, i.unsqueeze(3)).squeeze(3)
+        nxt = E.new_full((B, S + 1), NEG_INF).index_copy_(1, dst_flat, best.reshape(B, -1))[:, :S]
+        bpt = torch.full((B, S + 1), -1, dtype=torch.int64, device=E.device)
+        bpt = bpt.index_copy_(1, dst_flat, arc.reshape(B, -1))[:, :S]
+        stay = prev + loop_w
+        take = stay > nxt
+        nxt = torch.where(take, stay, nxt)
+        bpt = torch.where(take, loop_arc, bpt)
+        bp[:, t] = torch.where(torch.isfinite(nxt), bpt, -1)
+        delta[:, t] = torch.where(t < active_rows, nxt + E[:, t], prev)
+    return delta, bp
 
 
 def log_total(alpha: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout, B: int,

@@ -14,7 +14,7 @@ from uasr.graph import cuda_graphs
 from uasr.graph import forward_backward as fb
 from uasr.graph.graph import Graph
 from uasr.graph.pruned import pruned_backward, pruned_forward, pruned_viterbi
-from uasr.graph.transitions import choose_backend, make_transitions
+from uasr.graph.transitions import block_layout, choose_backend, make_transitions
 
 Tensor = torch.Tensor
 BACKENDS = ("auto", "dense", "block", "sparse", "triton")
@@ -336,7 +336,10 @@ def _exact_paths(em: Tensor, lengths: Tensor, graph: Graph):
     B = em.shape[0]
     layout = fb.LogLayout(graph, lengths)
     E = layout.gather_emissions(em, graph.labels)
-    delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
+    if not layout.packed and choose_backend(graph) == "block":
+        delta, bp = fb.block_tropical_forward(E, lengths, graph, block_layout(graph))
+    else:
+        delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
     last = delta[:, -1] + graph.final.detach().to(E.dtype)  # frozen after each length
     if layout.packed:
         scores = torch.full((B,), -math.inf, dtype=E.dtype, device=E.device)
