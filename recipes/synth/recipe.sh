@@ -42,8 +42,9 @@ _setup() {
   results_dir=$synth_dir
   [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite the committed results
   title="recipes/synth, --size $size, seed $seed"
-  report_notes="Voices: $voices. Not run yet: \`--voices all\` (espeak-ng accents, the mismatched
-variant), \`--size large\`."
+  report_notes="Voices: $voices. Systems: $systems (\`--systems all\` adds the diagnostic rows:
+restarts from the supervised model, 16 restarts, Gaussian and hybrid unsupervised emissions).
+Not run yet: \`--voices all\` (espeak-ng accents, the mismatched variant), \`--size large\`."
   [ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
   [ "$num_restarts" = 0 ] && num_restarts=$(_by_size 2 4)
   restart_iters=$(_by_size 20 40)
@@ -54,7 +55,7 @@ variant), \`--size large\`."
   lm_scales="0.5,1,2"
   max_lm_sentences=$(_by_size 8000 0)
   local here=("${all_systems[@]//SIZE/$size}")
-  here=("${here[@]//CTC_EPOCHS/$(_by_size 2 10)}")  # tiny: a smoke test of the CTC row
+  here=("${here[@]//CTC_EPOCHS/$(_by_size 2 8)}")  # tiny: a smoke test of the CTC row
   here=("${here[@]//STAY/$stay_prob}")
   run_systems=("${here[@]}")
   if [ "$systems" = auto ]; then  # every rung once + its baselines, within the time budget
@@ -64,7 +65,7 @@ variant), \`--size large\`."
       case "${e%%|*}" in
         r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r3_unsup-seg_table_unsup_loop|r3_unsup-seg_lm-only_loop|r4_frames_table_unsup|r4_frames_ctc_sup)
           run_systems+=("$e") ;;
-        r2_oracle-seg_table_unsup_from-sup|r2_oracle-seg_table_unsup_16r|r2_oracle-seg_hybrid_unsup|r2_oracle-seg_hybrid_sup)
+        r2_oracle-seg_hybrid_sup)  # the neural ceiling of rung 2 (~1 min)
           [ "$size" = tiny ] || run_systems+=("$e") ;;
       esac
     done
@@ -75,27 +76,30 @@ _by_size() {  # _by_size TINY_VALUE OTHER_VALUE
   if [ "$size" = tiny ]; then echo "$1"; else echo "$2"; fi
 }
 
-# Systems of the ladder: name | tokens dir | extra train options.
+# Systems of the ladder: name | tokens dir | extra train options. Stage 3 trains --nj of them
+# at a time in this order, so the longest come first. `--systems auto` (the default) runs the
+# core ladder; `--systems all` adds the diagnostics (restarts from the supervised model, 16
+# restarts, Gaussian and hybrid unsupervised emissions, segment-level rung-3 variants).
 all_systems=(
+  "r4_frames_ctc_sup|frames|ctc: --num-epochs CTC_EPOCHS"
+  "r3_unsup-seg_table_unsup_loop|unsup|--topology loop --stay-prob STAY"
   "r1_oracle-units_table_unsup|oracle|--units oracle"
-  "r2_oracle-seg_lm-only|oracle|--supervision lm-only"
   "r2_oracle-seg_table_unsup|oracle|"
+  "r2_oracle-seg_hybrid_sup|oracle|--emission hybrid --supervision sup"
+  "r4_frames_table_unsup|frames|--topology loop --stay-prob 0.85 --lm-order 2 --num-epochs 3 --num-restarts 2 --restart-iters 20 --restart-utts 800"
   "r2_oracle-seg_table_sup|oracle|--supervision sup"
+  "r2_oracle-seg_lm-only|oracle|--supervision lm-only"
+  "r3_unsup-seg_lm-only_loop|unsup|--supervision lm-only --topology loop --stay-prob STAY"
   "r2_oracle-seg_table_unsup_from-sup|oracle|--init-from $synth_dir/exp/SIZE/r2_oracle-seg_table_sup/epoch-0.pt"
   "r2_oracle-seg_table_unsup_16r|oracle|--num-restarts 16 --restart-iters 30 --restart-utts 600"
   "r2_oracle-seg_gaussian_unsup|oracle|--emission gaussian"
   "r2_oracle-seg_gaussian_sup|oracle|--emission gaussian --supervision sup"
   "r2_oracle-seg_hybrid_unsup|oracle|--emission hybrid --num-restarts 2 --restart-iters 20 --num-epochs 3"
-  "r2_oracle-seg_hybrid_sup|oracle|--emission hybrid --supervision sup"
   "r3_unsup-seg_lm-only|unsup|--supervision lm-only"
   "r3_unsup-seg_table_unsup|unsup|"
   "r3_unsup-seg_table_sup|unsup|--supervision sup"
-  "r3_unsup-seg_table_unsup_loop|unsup|--topology loop --stay-prob STAY"
-  "r3_unsup-seg_lm-only_loop|unsup|--supervision lm-only --topology loop --stay-prob STAY"
   "r4_frames_lm-only|frames|--supervision lm-only --topology loop --stay-prob 0.85 --lm-order 2"
-  "r4_frames_table_unsup|frames|--topology loop --stay-prob 0.85 --lm-order 2 --num-epochs 3"
   "r4_frames_table_sup|frames|--supervision sup --topology loop --stay-prob 0.85 --lm-order 2"
-  "r4_frames_ctc_sup|frames|ctc: --num-epochs CTC_EPOCHS"
 )
 
 stage_0() {
