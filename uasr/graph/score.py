@@ -234,7 +234,9 @@ def total_score(
             ignored (their gradient is 0).
         lengths: ``[B]`` number of valid frames, each in ``[1, T]``.
         graph: one :class:`Graph` shared by the batch, or ``Graph.batch([...])`` with one
-            graph per utterance.
+            graph per utterance, or a :class:`~uasr.graph.backoff.BackoffGraph`
+            (``expand="backoff"``: backends ``auto``/``sparse``, no ``beam``, no weight
+            gradients).
         beam: keep only the ``beam`` best states per frame (see :mod:`uasr.graph.pruned`).
         backend: ``auto`` (dense for small graphs, block for structured large ones, sparse
             otherwise, triton on CUDA), or one of ``dense``, ``block``, ``sparse``, ``triton``.
@@ -254,6 +256,10 @@ def total_score(
         raise ValueError(f"no_path must be one of {NO_PATH}, got {no_path!r}")
     if beam is not None and beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
+    from uasr.graph.backoff import BackoffGraph, backoff_total_score  # (imports this module)
+    if isinstance(graph, BackoffGraph):
+        return backoff_total_score(emissions, lengths, graph, beam=beam, backend=backend,
+                                   dtype=dtype, no_path=no_path)
     lengths = _check_inputs(emissions, lengths, graph)
     out_dtype = emissions.dtype
     work = emissions if dtype is None else emissions.to(dtype)
@@ -296,6 +302,9 @@ def viterbi(emissions: Tensor, lengths: Tensor, graph: Graph, *,
     ``beam=k`` keeps the k best states per frame (for 4-gram-size graphs); the result is then
     the best path among the kept ones (exact when k >= number of states).
     """
+    from uasr.graph.backoff import BackoffGraph, backoff_viterbi  # (imports this module)
+    if isinstance(graph, BackoffGraph):
+        return backoff_viterbi(emissions, lengths, graph, beam=beam)
     lengths = _check_inputs(emissions, lengths, graph)
     if beam is not None and graph.is_batch:
         raise ValueError("viterbi(beam=...) needs a shared graph")

@@ -20,7 +20,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from uasr.graph.acceptor import Acceptor, linear_acceptor, ngram_acceptor
+from uasr.graph.acceptor import Acceptor, BackoffAcceptor, linear_acceptor, ngram_acceptor
+from uasr.graph.backoff import BackoffGraph
 from uasr.graph.graph import Graph
 from uasr.lm.arpa import NgramLM, read_arpa
 
@@ -75,12 +76,15 @@ def _log(p: float) -> float:
     return math.log(p) if p > 0 else NEG_INF
 
 
-def compose(acc: Acceptor, topo: Topology) -> Graph:
-    """The product acceptor x topology as a state-emitting :class:`Graph`.
+def compose(acc: Acceptor | BackoffAcceptor, topo: Topology) -> Graph | BackoffGraph:
+    """The product acceptor x topology as a state-emitting :class:`Graph` (a
+    :class:`~uasr.graph.backoff.BackoffGraph` for a :class:`BackoffAcceptor`).
 
     Weights are kept in float64 (LM probabilities lose nothing); the algorithms cast them
     to the compute dtype.
     """
+    if isinstance(acc, BackoffAcceptor):
+        return _compose_backoff(acc, topo)
     A_src, A_dst = acc.src.tolist(), acc.dst.tolist()
     A_lab, A_w = acc.label.tolist(), acc.weights.detach().tolist()
     A_fin = acc.final.detach().tolist()
@@ -183,18 +187,86 @@ def compose(acc: Acceptor, topo: Topology) -> Graph:
                  blank=blank if blank is not None else sil)
 
 
+def _compose_backoff(acc: BackoffAcceptor, topo: Topology) -> BackoffGraph:
+    """The product of a backoff-form LM and a topology: emitting states ``(q, c)`` as in
+    :func:`compose`; their LM transitions go through the history nodes (see
+    :mod:`uasr.graph.backoff`)."""
+    if topo.kind == "ctc" or topo.forbid_repeat:
+        raise ValueError("expand='backoff' supports one_to_one and loop without forbid_repeat "
+                         "(banning a repeat needs the label in the LM state): use expand='minimal'")
+    is_loop = topo.kind == "loop"
+    stay = _log(topo.stay_prob) if is_loop else NEG_INF
+    move = _log(1.0 - topo.stay_prob) if is_loop else 0.0
+    sil = topo.silence if is_loop else None
+    to_sil = _log(topo.silence_prob) if sil is not None else NEG_INF
+    no_sil = _log(1.0 - topo.silence_prob) if sil is not None else 0.0
+    if sil is not None and sil in set(acc.label.tolist()) | set(acc.init_label.tolist()):
+        raise ValueError(f"loop: silence label {sil} must not be an LM label")
+    fin = acc.final.tolist()
+
+    states: dict[tuple[int, int], int] = {}
+    labels: list[int] = []
+    node: list[int] = []  # history node each state leaves through
+    enter: list[float] = []
+
+    def state(q: int, c: int) -> int:
+        s = states.get((q, c))
+        if s is None:
+            s = states[(q, c)] = len(labels)
+            labels.append(c)
+            node.append(q)
+            enter.append(move + (0.0 if c == sil else no_sil))
+        return s
+
+    first = [(state(q, c), lp + no_sil) for q, c, lp in
+             zip(acc.init_dst.tolist(), acc.init_label.tolist(), acc.init_logp.tolist())]
+    arc_state = [state(q, c) for q, c in zip(acc.dst.tolist(), acc.label.tolist())]
+    corr_state = [state(q, c) for q, c in zip(acc.corr_dst.tolist(), acc.corr_label.tolist())]
+    src: list[int] = []
+    dst: list[int] = []
+    w: list[float] = []
+    if sil is not None:
+        for s in range(len(labels)):  # silence may follow any label, in the same history
+            src.append(s)
+            dst.append(state(node[s], sil))
+            w.append(move + to_sil)
+        first.append((state(acc.start, sil), to_sil))
+    new_token = [True] * len(src)
+    if is_loop:
+        src += range(len(labels))
+        dst += range(len(labels))
+        w += [stay] * len(labels)
+        new_token += [False] * len(labels)
+    init = torch.full((len(labels),), NEG_INF, dtype=torch.float64)
+    for s, lp in first:
+        init[s] = _logaddexp(float(init[s]), lp)
+    i64, f64 = torch.int64, torch.float64
+    emit = Graph(labels=torch.tensor(labels, dtype=i64), src=torch.tensor(src, dtype=i64),
+                 dst=torch.tensor(dst, dtype=i64), weights=torch.tensor(w, dtype=f64),
+                 init=init, final=torch.tensor([fin[q] for q in node], dtype=f64),
+                 new_token=torch.tensor(new_token, dtype=torch.bool), blank=sil)
+    return BackoffGraph(
+        emit=emit, enter_node=torch.tensor(node, dtype=i64), enter_logw=torch.tensor(enter, dtype=f64),
+        backoff=acc.backoff, backoff_logw=acc.backoff_logw, arc_node=acc.src,
+        arc_state=torch.tensor(arc_state, dtype=i64), arc_logp=acc.logp, arc_logw=acc.logw,
+        corr_node=acc.corr_src, corr_state=torch.tensor(corr_state, dtype=i64),
+        corr_logw=acc.corr_logw, clamped=acc.clamped)
+
+
 def linear_graph(labels: Sequence[int], topology: Topology) -> Graph:
     """The graph of one transcript under ``topology`` (e.g. a supervised CTC graph)."""
     return compose(linear_acceptor(labels), topology)
 
 
 def ngram_graph(lm: NgramLM | str | Path, symbols, topology: Topology, *, expand: str = "full",
-                use_eos: bool = True) -> Graph:
+                use_eos: bool = True) -> Graph | BackoffGraph:
     """LM x topology for an :class:`~uasr.lm.arpa.NgramLM` or an ARPA file path.
 
     ``symbols`` maps LM tokens to label ids (see :func:`ngram_acceptor` for ``expand`` and
-    ``use_eos``). For an LM given as a dense probability table use
-    ``compose(table_acceptor(logp), topology)``.
+    ``use_eos``). ``expand="backoff"`` returns a :class:`~uasr.graph.backoff.BackoffGraph`
+    (arcs only for the stored n-grams, plus backoff arcs: for large LMs), which
+    ``total_score`` and ``viterbi`` accept like a ``Graph``. For an LM given as a dense
+    probability table use ``compose(table_acceptor(logp), topology)``.
     """
     if isinstance(lm, (str, Path)):
         lm = read_arpa(lm)
