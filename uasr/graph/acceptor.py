@@ -248,16 +248,16 @@ def _backoff_acceptor(lm: NgramLM, labels: Mapping[str, int], use_eos: bool) -> 
         log_bow = lm.backoffs[len(h)].get(h, 0.0) * LN10 if h else -math.inf
         for w in continuations.get(h, ()):
             lp = lm.logprob(w, h)
-            if lp == -math.inf:
-                continue
-            dst = state(next_history(h, w))
             lc = log_bow + lm.logprob(w, h[1:]) if h else -math.inf
+            if lp == lc == -math.inf:
+                continue
             d = math.exp(lp) - math.exp(lc)
             if d < -D_RTOL * math.exp(lp):
                 raise ValueError(
                     f"expand='backoff' needs an interpolated LM but n-gram {' '.join(h + (w,))!r} has "
                     f"p = {math.exp(lp):.6g} < bow * p(lower order) = {math.exp(lc):.6g} "
                     f"(a back-off/Katz LM?): use expand='minimal'")
+            dst = state(next_history(h, w))
             if lc == -math.inf:
                 arcs.append((index[h], dst, labels[w], lp, lp))
             elif next_history(h[1:], w) == order[dst]:  # correction ends where the arc does
