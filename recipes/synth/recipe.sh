@@ -4,7 +4,7 @@
 #   ./run.sh --stage 0 --stop-stage 5 [--size tiny|default|large] [--seed 1] [--nj 2] [--force true]
 #
 # Data under recipes/synth/data/<what>_<size>, systems under recipes/synth/exp/<size>/<system>.
-size=default       # tiny: the CI-sized run (~5 min); large: more speech
+size=default       # tiny: the CI-sized run (~2 min); default ~13 min on 2 cores; large: more speech
 seed=1
 nj=2
 voices=default      # flite + festival (one CMU pronunciation source); all: + espeak-ng accents; or engine:voice,...
