@@ -35,12 +35,30 @@ _train_one() {  # _train_one NAME TOKENS OPTS   (OPTS "ctc: ..." = the supervise
     log "trained $1: $(grep -h PER "$exp/$1.log" | tr '\n' ' ')"
     return 0
   fi
+  local opts
+  opts=$(_override_opts "--lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
+--num-epochs $num_epochs --seed $seed ${train_opts:-}" "$3")
   # shellcheck disable=SC2086
-  uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 \
-    --lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
-    --num-epochs $num_epochs --seed $seed ${train_opts:-} $3 > "$exp/$1.log" 2>&1 \
+  uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 $opts > "$exp/$1.log" 2>&1 \
     || { log "training $1 failed; see $exp/$1.log"; return 1; }
   log "trained $1: $(tail -n 1 "$exp/$1.log")"
+}
+
+# _override_opts "BASE" "OVERRIDES": BASE without the --options that OVERRIDES sets again (and
+# their values), then OVERRIDES; so the logged command (and RESULTS.md) names each option once.
+_override_opts() {
+  local -a base over out
+  read -ra base <<< "$1"
+  read -ra over <<< "$2"
+  local i
+  for ((i = 0; i < ${#base[@]}; i++)); do
+    if [[ "${base[i]}" == --* && " ${over[*]} " == *" ${base[i]} "* ]]; then
+      [[ $((i + 1)) -lt ${#base[@]} && "${base[i + 1]}" != --* ]] && i=$((i + 1))
+      continue
+    fi
+    out+=("${base[i]}")
+  done
+  echo "${out[*]} ${over[*]}"
 }
 
 _train_all() {

@@ -35,3 +35,16 @@ def test_prepare_needs_data_stages():
     res = subprocess.run([str(ROOT / "prepare.sh"), "--recipe", "simulation"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and "prepare_stop_stage" in res.stderr
+
+
+def test_system_options_override_the_recipe_defaults():
+    """A system's own options replace the shared ones (with their values), so the logged
+    command names each option once."""
+    script = ('source local/asr_stages.sh; '
+              '_override_opts "--lm-order 3 --num-epochs 20 --seed 1 --flag" "--num-epochs 3 --flag"; '
+              '_override_opts "--lm-order 3" ""')
+    res = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:2] == ["--lm-order 3 --seed 1 --num-epochs 3 --flag",
+                                          "--lm-order 3 "]
