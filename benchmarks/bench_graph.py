@@ -6,7 +6,9 @@ Each row times forward + backward of ``total_score`` (median of ``--repeat`` run
 warm-up) and of ``F.ctc_loss`` with 100-label targets on the same batch shape; ``ratio`` is
 ours / ctc. Rows: ``ctc`` (our engine on per-utterance CTC graphs of the same targets),
 ``bigram_loop``, ``trigram_loop`` (random 40-phone LMs x loop topology, see graphs.py) and
-``fourgram_pruned`` (4-gram x loop, beam k=256).
+``fourgram_pruned`` (4-gram x loop, beam k=256). Optional row (``--rows``):
+``fourgram_backoff`` (a sparse Kneser-Ney 4-gram of phone text x loop, ``expand="backoff"``:
+exact, no beam; ``states`` counts emitting states, ``arcs`` all arcs incl. backoff arcs).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.graphs import V, bigram_loop_graph, fourgram_graph, trigram_loop_graph  # noqa: E402
+from benchmarks.graphs import (V, bigram_loop_graph, fourgram_backoff_graph,  # noqa: E402
+                              fourgram_graph, trigram_loop_graph)
 from uasr.graph import Graph, ctc, linear_graph, total_score  # noqa: E402
 
 U = 100  # target length of the CTC reference
@@ -76,6 +79,8 @@ def run(device: str, B: int, T: int, rows: list[str], repeat: int, seed: int = 0
             graph = trigram_loop_graph()
         elif name == "fourgram_pruned":
             graph, beam = fourgram_graph(), 256
+        elif name == "fourgram_backoff":
+            graph = fourgram_backoff_graph()
         else:
             raise SystemExit(f"unknown row {name!r}")
         graph = graph.to(device)

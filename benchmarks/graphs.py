@@ -13,7 +13,9 @@ import math
 
 import torch
 
-from uasr.graph import Graph
+from uasr.graph import Graph, loop, ngram_graph
+from uasr.graph.backoff import BackoffGraph
+from uasr.lm.ngram import train_ngram
 
 NUM_PHONES = 40
 V = NUM_PHONES + 1
@@ -49,3 +51,30 @@ def trigram_loop_graph() -> Graph:
 
 def fourgram_graph() -> Graph:
     return ngram_loop_graph(4)
+
+
+
+def fourgram_backoff_graph(num_sentences: int = 3000, seed: int = 0) -> BackoffGraph:
+    """A Kneser-Ney 4-gram (``uasr.lm``) of phone text x loop, ``expand="backoff"``.
+
+    The text (``num_sentences`` of 10-40 phones) comes from a random phone bigram chain in
+    which each phone has 6 likely successors (95 % of the mass), so the LM is sparse like a
+    real one (most 4-grams unseen) rather than a dense random table like the graphs above.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    C = NUM_PHONES
+    likely = torch.rand(C + 1, C, generator=gen).argsort(1)[:, :6]  # row C: sentence start
+    weights = -torch.rand(C + 1, 6, generator=gen).log()
+    chain = torch.full((C + 1, C), 0.05 / C)
+    chain.scatter_add_(1, likely, 0.95 * weights / weights.sum(1, keepdim=True))
+    prev = torch.full((num_sentences,), C)
+    steps = []
+    for _ in range(40):
+        prev = torch.multinomial(chain[prev], 1, generator=gen).squeeze(1)
+        steps.append(prev)
+    tokens = torch.stack(steps, 1).tolist()
+    lengths = torch.randint(10, 41, (num_sentences,), generator=gen).tolist()
+    text = [[f"p{c}" for c in row[:n]] for row, n in zip(tokens, lengths)]
+    phones = [f"p{i}" for i in range(C)]
+    lm = train_ngram(text, 4, vocab=phones)
+    return ngram_graph(lm, {p: i + 1 for i, p in enumerate(phones)}, loop(0.5), expand="backoff")

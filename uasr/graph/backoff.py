@@ -206,9 +206,9 @@ def _csr(src: Tensor, dst: Tensor, values: Tensor, shape: tuple[int, int]) -> Te
 
 class BackoffTransitions:
     """One frame as sparse CSR matmuls, for :func:`~uasr.graph.forward_backward.scaled_forward`:
-    ``u = ((a @ Enter) @ (LM - Corr) + a @ Direct).clamp(0)``, and the transpose for ``bwd``.
-    The clamp removes only the rounding of the subtracted corrections (the exact result is
-    >= 0). Weights are probabilities, so no shift is needed (``wmax = 0``)."""
+    ``u = ((a @ Enter) @ (LM - Corr) + a @ Direct + a * loop).clamp(0)``, and the transpose
+    for ``bwd``. The clamp removes only the rounding of the subtracted corrections (the exact
+    result is >= 0). Weights are probabilities, so no shift is needed (``wmax = 0``)."""
 
     name = "backoff"
 
@@ -218,10 +218,15 @@ class BackoffTransitions:
                    torch.cat([P.lm_sum.logw.exp(), -P.corr.logw.exp()]), P.lm_sum.shape)
         self.enter, self.enter_t = self._pair(P.enter.src, P.enter.dst, P.enter.logw.exp(), P.enter.shape)
         self.lm, self.lm_t = self._pair(lm.src, lm.dst, lm.logw, lm.shape)
+        # self-loops as a diagonal (an elementwise product), the other topology arcs as CSR
+        d = P.direct
+        is_loop = d.src == d.dst
+        self.loop = torch.zeros(g.num_states, dtype=dtype, device=g.device)
+        self.loop.index_add_(0, d.src[is_loop], d.logw[is_loop].exp())
         self.direct = self.direct_t = None
-        if P.direct.src.numel():
-            self.direct, self.direct_t = self._pair(P.direct.src, P.direct.dst,
-                                                    P.direct.logw.exp(), P.direct.shape)
+        if bool((~is_loop).any()):
+            self.direct, self.direct_t = self._pair(d.src[~is_loop], d.dst[~is_loop],
+                                                    d.logw[~is_loop].exp(), d.shape)
         self.wmax = torch.zeros((), dtype=dtype, device=g.device)
 
     @staticmethod
@@ -235,14 +240,14 @@ class BackoffTransitions:
         u = self.lm_t @ (self.enter_t @ x)
         if self.direct_t is not None:
             u = u + self.direct_t @ x
-        return u.T.clamp_min(0)
+        return (u.T + a * self.loop).clamp_min_(0)
 
     def bwd(self, v: Tensor) -> Tensor:
         y = v.T.contiguous()
         b = self.enter @ (self.lm @ y)
         if self.direct is not None:
             b = b + self.direct @ y
-        return b.T.clamp_min(0)
+        return (b.T + v * self.loop).clamp_min_(0)
 
 
 def _transitions(g: BackoffGraph, dtype: torch.dtype) -> BackoffTransitions:
