@@ -169,15 +169,17 @@ class Trainer:
         from uasr.losses import occupancy
         total, acc = 0.0, None
         batches = self.batches if batches is None else batches
-        if self.args.emission == "hybrid":  # Adam sweeps instead of EM (annealing not applied)
+        tempered = graph if beta == 1.0 else Graph(
+            graph.labels, graph.src, graph.dst, graph.weights * beta, graph.init * beta,
+            graph.final * beta, graph.new_token, graph.blank)
+        if self.args.emission == "hybrid":  # Adam sweeps on the tempered criterion instead of EM
             from uasr.models.hybrid import log_likelihood, train_passes
             if update:
-                train_passes(self.model, self.opt, batches, graph, self.args.hybrid_passes, self.gen)
-            return log_likelihood(self.model, batches, graph)
+                train_passes(self.model, self.opt, batches, tempered, self.args.hybrid_passes,
+                             self.gen, beta=beta)
+            return log_likelihood(self.model, batches, graph)  # at beta = 1: comparable
         num_tokens = sum(int(b["lengths"].sum()) for b in batches)
-        if beta != 1.0:
-            graph = Graph(graph.labels, graph.src, graph.dst, graph.weights * beta, graph.init * beta,
-                          graph.final * beta, graph.new_token, graph.blank)
+        graph = tempered
         with torch.no_grad():
             for b in batches:
                 ll, gamma = occupancy(beta * self.emissions(b), b["lengths"], graph)
@@ -241,7 +243,27 @@ class Trainer:
                 "perm": self.perm, "supervision": self.args.supervision, "epoch": epoch,
                 "train_ll_per_token": ll, "lm_order": self.args.lm_order,
                 "topology": self.args.topology, "stay_prob": self.args.stay_prob,
-                "tokens": str(self.args.tokens_dir), "model_config": getattr(self.model, "config", None)}
+                "tokens": str(self.args.tokens_dir), "model_config": getattr(self.model, "config", None),
+                # hybrid: Adam and the batch-shuffling generator, so a resumed run continues exactly
+                **({"optimizer": self.opt.state_dict(), "generator": self.gen.get_state()}
+                   if self.args.emission == "hybrid" else {})}
+
+    def start_from(self, state: dict) -> None:
+        """Train on from ``state`` (the best restart, ``--init-from``); hybrid: a fresh Adam,
+        not the moments of another restart's trajectory."""
+        self.model.load_state_dict(state)
+        if self.args.emission == "hybrid":
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=self.args.lr)
+
+    def resume(self, ckpt: dict) -> None:
+        """Continue from a checkpoint of this run (``--start-epoch``)."""
+        self.model.load_state_dict(ckpt["model"])
+        if self.args.emission == "hybrid":
+            if "optimizer" not in ckpt:
+                raise ValueError("the checkpoint has no Adam state (written by an older uasr); "
+                                 "train from scratch instead of resuming")
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.gen.set_state(ckpt["generator"])
 
 
 def build_graph(lang_dir: Path, order: int, symbols: dict[str, int], topology: str, stay: float):
@@ -296,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         save_atomic(tr.checkpoint(0, ll), args.exp_dir / "epoch-0.pt")
         args.num_epochs = 0
     elif args.init_from is not None and args.start_epoch <= 1:
-        tr.model.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
+        tr.start_from(torch.load(args.init_from, weights_only=False)["model"])
         info["init_from"] = str(args.init_from)
         save_atomic(tr.checkpoint(0, float("nan")), args.exp_dir / "epoch-0.pt")
     elif args.start_epoch <= 1:
@@ -319,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             if best is None or ll > best[0]:
                 best = (ll, {k: v.clone() for k, v in tr.model.state_dict().items()})
         bar.close()
-        tr.model.load_state_dict(best[1])
+        tr.start_from(best[1])
         info["restart_ll_per_token"] = restarts
         info["chosen_restart"] = restarts.index(best[0])
         save_atomic(tr.checkpoint(0, best[0]), args.exp_dir / "epoch-0.pt")
@@ -331,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"train: {prev} is missing: cannot resume from --start-epoch {args.start_epoch}",
                   file=sys.stderr)
             return 1
-        tr.model.load_state_dict(torch.load(prev, weights_only=False)["model"])
+        try:
+            tr.resume(torch.load(prev, weights_only=False))
+        except ValueError as e:
+            print(f"train: {prev}: {e}", file=sys.stderr)
+            return 1
 
     lls = []
     for epoch in tqdm(range(max(args.start_epoch, 1), args.num_epochs + 1), desc="epochs", unit="ep"):

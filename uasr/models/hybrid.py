@@ -99,9 +99,14 @@ def log_likelihood(model: HybridEmission, batches: list[dict], graph) -> float:
 
 
 def train_passes(model: HybridEmission, optimizer: torch.optim.Optimizer, batches: list[dict],
-                 graph, passes: int = 1, generator: torch.Generator | None = None) -> float:
+                 graph, passes: int = 1, generator: torch.Generator | None = None,
+                 beta: float = 1.0) -> float:
     """``passes`` sweeps over ``batches`` (shuffled by ``generator``), one Adam step per batch on
-    ``sequence_ce(scores).sum() / tokens``; returns the last sweep's loss per token."""
+    ``sequence_ce(beta * scores).sum() / tokens``; returns the last sweep's loss per token.
+
+    ``beta < 1`` (deterministic annealing, as the table's EM): pass ``graph`` with its weights
+    already multiplied by ``beta``; the loss is then that of the flattened path distribution.
+    """
     from uasr.losses import sequence_ce
     model.train()
     last = 0.0
@@ -111,7 +116,7 @@ def train_passes(model: HybridEmission, optimizer: torch.optim.Optimizer, batche
         for i in order:
             b = batches[i]
             n = int(b["lengths"].sum())
-            loss = sequence_ce(model(b["pooled"], b["lengths"]), b["lengths"], graph)
+            loss = sequence_ce(beta * model(b["pooled"], b["lengths"]), b["lengths"], graph)
             loss = loss[torch.isfinite(loss)].sum()  # an utterance without a path drops out
             optimizer.zero_grad()
             (loss / n).backward()
