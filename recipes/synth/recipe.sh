@@ -32,19 +32,24 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Size-dependent paths and settings; called by every stage (options are parsed after sourcing).
 _setup() {
+  # another voice set is another corpus: its own data, systems and results
+  local tag=$size
+  [ "$voices" = default ] || tag=${size}_voices-${voices//[^A-Za-z0-9]/-}
   data=$synth_dir/data
-  corpus=$data/corpus_$size
+  corpus=$data/corpus_$tag
   manifest_prefix=synth
-  feats=$data/${feature}_$size
-  tokens=$data/tokens_$size
-  lang=$data/lang_$size
-  exp=$synth_dir/exp/$size
-  results_dir=$synth_dir
-  [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite the committed results
-  title="recipes/synth, --size $size, seed $seed"
+  feats=$data/${feature}_$tag
+  tokens=$data/tokens_$tag
+  lang=$data/lang_$tag
+  exp=$synth_dir/exp/$tag
+  results_dir=$synth_dir  # the committed results of the default run
+  [ "$tag" = default ] || results_dir=$synth_dir/results/$tag
+  [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite committed results
+  title="recipes/synth, --size $size, --voices $voices, seed $seed"
   report_notes="Voices: $voices. Systems: $systems (\`--systems all\` adds the diagnostic rows:
 restarts from the supervised model, 16 restarts, Gaussian and hybrid unsupervised emissions).
-Not run yet: \`--voices all\` (espeak-ng accents, the mismatched variant), \`--size large\`."
+The mismatched variant (\`--voices all\`: + espeak-ng accents, whose pronunciations are not
+CMUdict's) writes recipes/synth/results/default_voices-all/. Not run yet: \`--size large\`."
   [ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
   [ "$num_restarts" = 0 ] && num_restarts=$(_by_size 2 4)
   restart_iters=$(_by_size 20 40)
