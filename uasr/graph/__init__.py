@@ -7,7 +7,9 @@ Example::
     loss = -total_score(log_q, lengths, graph).sum()
 """
 
-from uasr.graph.acceptor import Acceptor, linear_acceptor, ngram_acceptor, table_acceptor
+from uasr.graph.acceptor import (Acceptor, BackoffAcceptor, linear_acceptor, ngram_acceptor,
+                                 table_acceptor)
+from uasr.graph.backoff import BackoffGraph
 from uasr.graph.graph import Graph
 from uasr.graph.score import NoPathError, ViterbiResult, total_score, viterbi
 from uasr.graph.topology import (Topology, compose, ctc, linear_graph, loop, ngram_graph,
@@ -15,7 +17,8 @@ from uasr.graph.topology import (Topology, compose, ctc, linear_graph, loop, ngr
 from uasr.lm.arpa import NgramLM, read_arpa, write_arpa
 
 __all__ = [
-    "Acceptor", "Graph", "NgramLM", "NoPathError", "Topology", "ViterbiResult", "compose", "ctc",
-    "linear_acceptor", "linear_graph", "loop", "ngram_acceptor", "ngram_graph", "one_to_one",
-    "read_arpa", "table_acceptor", "total_score", "viterbi", "write_arpa",
+    "Acceptor", "BackoffAcceptor", "BackoffGraph", "Graph", "NgramLM", "NoPathError",
+    "Topology", "ViterbiResult", "compose", "ctc", "linear_acceptor", "linear_graph", "loop",
+    "ngram_acceptor", "ngram_graph", "one_to_one", "read_arpa", "table_acceptor", "total_score",
+    "viterbi", "write_arpa",
 ]
