@@ -70,7 +70,10 @@ _train_all() {
     [ "$force" = true ] && rm -rf "$exp/$name"
     while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
     if [[ "$opts" == *--init-from* ]]; then  # needs the system it starts from: let it finish
-      while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+      local src=${opts#*--init-from }
+      src=${src%% *}
+      [[ "$src" == *.pt ]] && src=$(dirname "$src")
+      while [ ! -f "$src/train.json" ] && [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
     fi
     _train_one "$name" "$tok" "$opts" &
   done

@@ -44,6 +44,7 @@ _setup() {
     "r2_timit-seg_lm-only|oracle|--supervision lm-only"
     "r2_timit-seg_table_unsup|oracle|"
     "r2_timit-seg_table_sup|oracle|--supervision sup"
+    "r2_timit-seg_hybrid_unsup_from-table|oracle|--emission hybrid --init-from $exp/r2_timit-seg_table_unsup --num-epochs 3"
     "r3_unsup-seg_lm-only|unsup|--supervision lm-only --topology loop --stay-prob $stay_prob"
     "r3_unsup-seg_table_unsup|unsup|--topology loop --stay-prob $stay_prob"
     "r3_unsup-seg_table_sup|unsup|--supervision sup --topology loop --stay-prob $stay_prob"

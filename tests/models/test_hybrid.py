@@ -135,8 +135,11 @@ def test_unsupervised_training_beats_the_lm_only_floor():
     assert hybrid < 0.5 * floor, (hybrid, floor)
 
 
-def _tokens_dir(root, P: torch.Tensor, R: torch.Tensor, g: torch.Generator, aligned: bool = True):
-    """Oracle-style token sets (pooled features as in :func:`_batch`) + a lang dir with a bigram."""
+def _tokens_dir(root, P: torch.Tensor, R: torch.Tensor, g: torch.Generator, aligned: bool = True,
+                units_noise: float | None = None):
+    """Oracle-style token sets (pooled features as in :func:`_batch`) + a lang dir with a bigram.
+    ``units_noise``: units are the true labels, each replaced by a random one with this
+    probability (for ``table`` systems); else one dummy unit."""
     from uasr.lm.arpa import write_arpa
     lang, tok = root / "lang", root / "tokens"
     lang.mkdir()
@@ -148,8 +151,16 @@ def _tokens_dir(root, P: torch.Tensor, R: torch.Tensor, g: torch.Generator, alig
         seqs = _sample(P, n, g)
         b = _batch(seqs, R, g, 0.4)
         names = [[SYMS[c] for c in s] for s in seqs]
+        if units_noise is None:
+            units, K = [torch.zeros(len(s), dtype=torch.long) for s in seqs], 1
+        else:
+            units, K = [], len(SYMS)
+            for s in seqs:
+                u = torch.tensor(s)
+                flip = torch.rand(len(s), generator=g) < units_noise
+                units.append(torch.where(flip, torch.randint(K, (len(s),), generator=g), u))
         torch.save({"ids": [f"{split}{i}" for i in range(n)], "speakers": ["s"] * n,
-                    "units": [torch.zeros(len(s), dtype=torch.long) for s in seqs], "num_units": 1,
+                    "units": units, "num_units": K,
                     "pooled": [b["pooled"][i, :len(s)].half() for i, s in enumerate(seqs)],
                     "labels": names if aligned else [[] for _ in seqs], "ref": names, "text": [""] * n,
                     "tokens": "oracle"}, tok / f"{split}.pt")
@@ -223,3 +234,73 @@ def test_annealed_training_and_exact_resume(tmp_path):
     a = torch.load(tmp_path / "annealed" / "epoch-0.pt", weights_only=False)["model"]
     w = torch.load(tmp_path / "whole" / "epoch-0.pt", weights_only=False)["model"]
     assert any(not torch.equal(a[k], w[k]) for k in w)
+
+
+def test_soft_targets_equal_labels_when_one_hot():
+    """train_supervised on one-hot targets takes exactly the steps of training on the labels."""
+    from uasr.models.hybrid import train_supervised
+    g = torch.Generator().manual_seed(4)
+    P = _bigram(g)
+    R = torch.linalg.qr(torch.randn(6, 6, generator=g))[0]
+    batches = [_batch(_sample(P, 8, g), R, g, 0.4) for _ in range(3)]
+    onehot = [torch.nn.functional.one_hot(b["labels"], len(SYMS)).float() for b in batches]
+    params = []
+    for targets in (None, onehot):
+        torch.manual_seed(0)
+        m = HybridEmission(len(SYMS), 6, hidden=8)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+        train_supervised(m, opt, batches, 3, torch.Generator().manual_seed(1), targets)
+        params.append(m.state_dict())
+    for k, v in params[0].items():
+        torch.testing.assert_close(params[1][k], v)
+
+
+def test_init_from_another_models_posteriors(tmp_path, capsys):
+    """--init-from a table system (units: labels with 30 % noise): the hybrid's first M-step
+    fits the table's posteriors on the clean features, without looking at any label, and
+    decodes better than the table; EM goes on from there."""
+    from uasr.bin import decode as decode_cli
+    from uasr.bin import train
+    g = torch.Generator().manual_seed(7)
+    P = _bigram(g)
+    R = torch.linalg.qr(torch.randn(8, 8, generator=g))[0]
+    tok, lang = _tokens_dir(tmp_path, P, R, g, units_noise=0.3)
+    common = ["--tokens-dir", str(tok), "--lang-dir", str(lang), "--lm-order", "2", "--batch-size", "48"]
+    hybrid = ["--emission", "hybrid", "--hybrid-hidden", "32", "--lr", "1e-2", "--sup-iters", "4"]
+    table = tmp_path / "table" / "epoch-3.pt"
+    runs = {
+        "table": common + ["--num-restarts", "2", "--restart-iters", "5", "--num-epochs", "3"],
+        "table_sup": common + ["--supervision", "sup"],
+        "hyb0": common + hybrid + ["--init-from", str(table), "--num-epochs", "0"],
+        "hyb": common + hybrid + ["--init-from", str(table.parent), "--num-epochs", "2"],  # its last epoch
+        "hyb_sup": common + hybrid + ["--init-from", str(tmp_path / "table_sup" / "epoch-0.pt"),
+                                      "--num-epochs", "0"],
+    }
+    pers = {}
+    for name, opts in runs.items():
+        if name == "hyb0":  # from here on the training labels are wrong: they must not matter
+            d = torch.load(tok / "train.pt", weights_only=False)
+            d["labels"] = [[SYMS[(SYMS.index(c) + 1) % len(SYMS)] for c in s] for s in d["labels"]]
+            torch.save(d, tok / "train.pt")
+        exp = tmp_path / name
+        assert train.main(opts + ["--exp-dir", str(exp)]) == 0
+        assert decode_cli.main(["--exp-dir", str(exp), "--tokens-dir", str(tok), "--lang-dir", str(lang),
+                                "--lm-scales", "1"]) == 0
+        pers[name] = json.loads((exp / "decode.json").read_text())["test"]["per"]
+    info = {n: json.loads((tmp_path / n / "train.json").read_text()) for n in runs}
+    assert info["hyb"]["supervision"] == "unsup" and info["hyb"]["init_from"] == str(table)
+    assert info["hyb_sup"]["supervision"] == "unsup-init-from-sup"
+    assert pers["table"] > 10 and pers["hyb0"] < 0.5 * pers["table"], pers
+    assert pers["hyb"] <= pers["hyb0"] + 2, pers
+    lls = info["hyb"]["epoch_ll_per_token"]
+    assert lls[-1] >= lls[0] - 0.01, lls
+    # a system on other tokens, or one not trained yet: a one-line error
+    other = tmp_path / "other"
+    other.mkdir()
+    tok2, _ = _tokens_dir(other, P, R, g, units_noise=0.3)
+    capsys.readouterr()
+    for src, msg in ((table, "was trained on"), (tmp_path / "nope" / "epoch-3.pt", "is missing")):
+        assert train.main(["--tokens-dir", str(tok2), "--lang-dir", str(lang), "--lm-order", "2", *hybrid,
+                           "--init-from", str(src), "--exp-dir", str(other / "e")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err

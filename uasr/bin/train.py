@@ -64,8 +64,13 @@ def get_parser() -> argparse.ArgumentParser:
                    help="--supervision sup without aligned labels: EM iterations on transcript graphs")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--init-from", type=Path, default=None,
-                   help="start EM from this checkpoint instead of restarts (diagnostic: e.g. the "
-                        "supervised model, to test whether it is a fixed point of the criterion)")
+                   help="start from this checkpoint (or an exp dir: its last epoch-N.pt) "
+                        "instead of restarts: of the same emission "
+                        "model, its parameters (diagnostic: e.g. the supervised model, to test "
+                        "whether it is a fixed point of the criterion); of another one (e.g. an "
+                        "unsupervised table system), its posteriors on the training tokens "
+                        "under this run's graph are the targets of a first M-step (hybrid: "
+                        "--sup-iters x --hybrid-passes sweeps of soft cross-entropy)")
     return p
 
 
@@ -192,23 +197,40 @@ class Trainer:
 
     def supervised(self) -> None:
         """The same model estimated from the reference labels: the ceiling."""
-        if self.args.emission == "hybrid":  # cross-entropy on the tokens' labels
-            from uasr.models.hybrid import train_supervised
-            if not self.aligned:
-                raise ValueError(f"--emission hybrid --supervision sup needs time-aligned phones "
-                                 f"(token labels); {self.args.tokens_dir} has none")
-            self.random_init(torch.Generator().manual_seed(self.args.seed))
-            train_supervised(self.model, self.opt, self.batches,
-                             self.args.sup_iters * self.args.hybrid_passes, self.gen)
-            return None
+        if self.args.emission == "hybrid" and not self.aligned:
+            raise ValueError(f"--emission hybrid --supervision sup needs time-aligned phones "
+                             f"(token labels); {self.args.tokens_dir} has none")
         if not self.aligned:
             return self.supervised_from_transcripts()
+        self.fit_posteriors([torch.nn.functional.one_hot(b["labels"], self.C).float()
+                             for b in self.batches])
+
+    def fit_posteriors(self, gammas: list[torch.Tensor]) -> None:
+        """One M-step towards given occupancies ``[B, N, C]`` per batch (one-hot reference
+        labels, or another model's posteriors); hybrid: cross-entropy sweeps from a fresh start."""
+        if self.args.emission == "hybrid":
+            from uasr.models.hybrid import train_supervised
+            self.random_init(torch.Generator().manual_seed(self.args.seed))
+            train_supervised(self.model, self.opt, self.batches,
+                             self.args.sup_iters * self.args.hybrid_passes, self.gen, gammas)
+            return
         acc = None
-        for b in self.batches:
-            gamma = torch.nn.functional.one_hot(b["labels"], self.C).float()
+        for b, gamma in zip(self.batches, gammas):
             s = self.stats(b, gamma)
             acc = s if acc is None else acc + s
         self.m_step(acc)
+
+    def posteriors_of(self, ckpt: dict, graph) -> list[torch.Tensor]:
+        """Occupancies ``[B, N, C]`` per batch of another trained system (``--init-from``)."""
+        from uasr.bin.decode import emissions_for
+        from uasr.losses import occupancy
+        em, _ = emissions_for(ckpt, self.data, self.lang.symbols)
+        out = []
+        with torch.no_grad():
+            for b in self.batches:
+                e = em[b["idx"], :int(b["lengths"].max())]
+                out.append(occupancy(e, b["lengths"], graph)[1])
+        return out
 
     def supervised_from_transcripts(self) -> None:
         """EM on each utterance's transcript graph (no time alignment known), from a random
@@ -275,6 +297,20 @@ def build_graph(lang_dir: Path, order: int, symbols: dict[str, int], topology: s
     return ngram_graph(read_arpa(arpa), symbols, topo)
 
 
+def load_init(path: Path, tokens_dir: Path) -> tuple[Path, dict]:
+    """``--init-from``: a checkpoint, or an exp dir (its last epoch), trained on these tokens."""
+    if path.is_dir():
+        from uasr.bin.decode import latest_epoch
+        path = path / f"epoch-{latest_epoch(path)}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from {path} is missing: train that system first")
+    ckpt = torch.load(path, weights_only=False)
+    if Path(ckpt["tokens"]).resolve() != tokens_dir.resolve():
+        raise ValueError(f"--init-from {path} was trained on {ckpt['tokens']}, not {tokens_dir}: "
+                         "start from a system on the same tokens")
+    return path, ckpt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -308,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                   "train_tokens": tr.num_tokens, "command": "uasr train " + " ".join(argv or sys.argv[1:]),
                   "tokens": "oracle-units" if args.units == "oracle" else data.tokens,
                   "emission": args.emission,
-                  "supervision": args.supervision + ("-init-from-sup" if args.init_from else ""),
+                  "supervision": args.supervision,
                   "lm_order": args.lm_order, "topology": args.topology}
     torch.manual_seed(args.seed)
 
@@ -318,8 +354,22 @@ def main(argv: list[str] | None = None) -> int:
         save_atomic(tr.checkpoint(0, ll), args.exp_dir / "epoch-0.pt")
         args.num_epochs = 0
     elif args.init_from is not None and args.start_epoch <= 1:
-        tr.start_from(torch.load(args.init_from, weights_only=False)["model"])
+        try:
+            args.init_from, src = load_init(args.init_from, args.tokens_dir)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"train: {e}", file=sys.stderr)
+            return 1
+        if src["emission"] == args.emission:
+            tr.start_from(src["model"])
+        else:  # another model's posteriors (e.g. table -> hybrid): no labels involved
+            tr.fit_posteriors(tr.posteriors_of(src, graph))
+            if args.emission == "hybrid":
+                tr.start_from(tr.model.state_dict())  # a fresh Adam for the epochs
         info["init_from"] = str(args.init_from)
+        if src["supervision"] == "sup":  # a labelled start: not an unsupervised system
+            info["supervision"] += "-init-from-sup"
+        elif src["units"] == "oracle":
+            info["supervision"] += "-init-from-oracle-units"
         save_atomic(tr.checkpoint(0, float("nan")), args.exp_dir / "epoch-0.pt")
     elif args.start_epoch <= 1:
         # phase 0: restarts under the cheap LM, chosen by training likelihood only

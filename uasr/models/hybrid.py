@@ -128,8 +128,10 @@ def train_passes(model: HybridEmission, optimizer: torch.optim.Optimizer, batche
 
 
 def train_supervised(model: HybridEmission, optimizer: torch.optim.Optimizer, batches: list[dict],
-                     passes: int = 50, generator: torch.Generator | None = None) -> float:
-    """Cross-entropy on the tokens' reference labels (``b["labels"]``); returns the last loss."""
+                     passes: int = 50, generator: torch.Generator | None = None,
+                     targets: list[torch.Tensor] | None = None) -> float:
+    """Cross-entropy on the tokens' reference labels (``b["labels"]``), or on soft ``targets``
+    (``[B, N, C]`` occupancies per batch, e.g. another model's posteriors); returns the last loss."""
     model.train()
     last = 0.0
     for _ in range(passes):
@@ -139,7 +141,11 @@ def train_supervised(model: HybridEmission, optimizer: torch.optim.Optimizer, ba
             b = batches[i]
             mask = _mask(b)
             logq = model.log_posteriors(b["pooled"][mask])
-            loss = torch.nn.functional.nll_loss(logq, b["labels"].to(logq.device)[mask], reduction="sum")
+            if targets is None:
+                loss = torch.nn.functional.nll_loss(logq, b["labels"].to(logq.device)[mask],
+                                                    reduction="sum")
+            else:
+                loss = -(targets[i].to(logq.device)[mask] * logq).sum()
             optimizer.zero_grad()
             (loss / int(mask.sum())).backward()
             optimizer.step()
