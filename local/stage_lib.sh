@@ -14,10 +14,12 @@ need() {
   [ -e "$1" ] || die "$1 is missing: run stage $2 first (./run.sh --recipe $recipe ${size:+--size $size }--stage $2)"
 }
 
-# _timed STAGE CMD...: run CMD and record its wall time in $exp/.seconds_stage_STAGE (reports)
+# _timed STAGE CMD...: run CMD and record its wall time in $exp/.seconds_stage_STAGE (reports).
+# A rerun that adds work to a stage (a new system) adds its time; --force true starts afresh.
 _timed() {
-  local t0=$SECONDS
+  local t0=$SECONDS f="$exp/.seconds_stage_$1" before=0
   "${@:2}" || return  # the command's status (callers add `|| die ...`)
   mkdir -p "$exp"
-  echo $((SECONDS - t0)) > "$exp/.seconds_stage_$1"
+  [ "${force:-false}" != true ] && [ -f "$f" ] && before=$(cat "$f")
+  echo $((before + SECONDS - t0)) > "$f"
 }

@@ -35,6 +35,8 @@ systems=(
   "r2_oracle-seg_lm-only|oracle|--supervision lm-only"
   "r2_oracle-seg_table_unsup|oracle|"
   "r2_oracle-seg_table_sup|oracle|--supervision sup"
+  "r2_oracle-seg_hybrid_unsup_from-table|oracle|--emission hybrid --init-from EXPDIR/r2_oracle-seg_table_unsup --num-epochs 3"
+  "r2_oracle-seg_hybrid_sup|oracle|--emission hybrid --supervision sup"
   "r2_oracle-seg_table_unsup_seed+1|oracle|--seed SEED1"  # other random restarts: the spread
   "r2_oracle-seg_table_unsup_seed+2|oracle|--seed SEED2"
   "r2_oracle-seg_gaussian_unsup|oracle|--emission gaussian"
@@ -44,7 +46,7 @@ systems=(
   "r3_unsup-seg_table_sup|unsup|--supervision sup --topology loop --stay-prob STAY"
 )
 # --size tiny (CI) runs only these (every process start costs seconds)
-tiny_systems=" strings/r2_oracle-seg_lm-only strings/r2_oracle-seg_table_unsup strings/r2_oracle-seg_table_sup isolated/r2_oracle-seg_table_unsup "
+tiny_systems=" strings/r2_oracle-seg_lm-only strings/r2_oracle-seg_table_unsup strings/r2_oracle-seg_table_sup strings/r2_oracle-seg_hybrid_unsup_from-table isolated/r2_oracle-seg_table_unsup "
 
 # Paths and size-dependent settings; called by every stage because options are parsed after
 # this file is sourced.
@@ -116,6 +118,7 @@ _each() {
       IFS='|' read -r name tok opts <<< "$entry"
       [ "$size" = tiny ] && [[ "$tiny_systems" != *" $c/$name "* ]] && continue
       opts=${opts//STAY/$stay_prob}
+      opts=${opts//EXPDIR/$exp/$c}
       opts=${opts//SEED1/$((seed + 1))}
       "$1" "$c" "$name" "$tok" "${opts//SEED2/$((seed + 2))}"
     done

@@ -47,7 +47,9 @@ _setup() {
   [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite committed results
   title="recipes/synth, --size $size, --voices $voices, seed $seed"
   report_notes="Voices: $voices. Systems: $systems (\`--systems all\` adds the diagnostic rows:
-restarts from the supervised model, 16 restarts, Gaussian and hybrid unsupervised emissions).
+restarts from the supervised model, 16 restarts, Gaussian and hybrid unsupervised emissions,
+rung-3 variants incl. the hybrid started from the rung-3 table). \`_from-table\`: the hybrid
+starts from the unsupervised table's posteriors on the training tokens (no labels).
 The mismatched variant (\`--voices all\`: + espeak-ng accents, whose pronunciations are not
 CMUdict's) writes recipes/synth/results/default_voices-all/. Not run yet: \`--size large\`."
   [ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
@@ -71,7 +73,7 @@ CMUdict's) writes recipes/synth/results/default_voices-all/. Not run yet: \`--si
     local e
     for e in "${here[@]}"; do
       case "${e%%|*}" in
-        r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r2_oracle-seg_hybrid_unsup_from-table|r3_unsup-seg_table_unsup_loop|r3_unsup-seg_lm-only_loop|r4_frames_table_unsup|r4_frames_ctc_sup)
+        r1_oracle-units_table_unsup|r2_oracle-seg_lm-only|r2_oracle-seg_table_unsup|r2_oracle-seg_table_sup|r2_oracle-seg_hybrid_unsup_from-table|r3_unsup-seg_table_unsup_loop|r3_unsup-seg_lm-only_loop|r3_unsup-seg_table_sup_loop|r4_frames_table_unsup|r4_frames_ctc_sup)
           run_systems+=("$e") ;;
         r2_oracle-seg_hybrid_sup)  # the neural ceiling of rung 2 (~1 min)
           [ "$size" = tiny ] || run_systems+=("$e") ;;
@@ -100,6 +102,7 @@ all_systems=(
   "r2_oracle-seg_table_sup|oracle|--supervision sup"
   "r2_oracle-seg_lm-only|oracle|--supervision lm-only"
   "r3_unsup-seg_lm-only_loop|unsup|--supervision lm-only --topology loop --stay-prob STAY"
+  "r3_unsup-seg_table_sup_loop|unsup|--supervision sup --topology loop --stay-prob STAY"
   "r2_oracle-seg_table_unsup_from-sup|oracle|--init-from EXPDIR/r2_oracle-seg_table_sup/epoch-0.pt"
   "r2_oracle-seg_table_unsup_16r|oracle|--num-restarts 16 --restart-iters 30 --restart-utts 600"
   "r2_oracle-seg_gaussian_unsup|oracle|--emission gaussian"

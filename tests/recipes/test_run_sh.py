@@ -48,3 +48,14 @@ def test_system_options_override_the_recipe_defaults():
     assert res.returncode == 0, res.stderr
     assert res.stdout.split("\n")[:2] == ["--lm-order 3 --seed 1 --num-epochs 3 --flag",
                                           "--lm-order 3 "]
+
+
+def test_stage_time_adds_up_over_reruns_and_force_starts_afresh(tmp_path):
+    """A rerun that trains one more system adds its time to the stage; --force true resets it."""
+    script = (f'source local/stage_lib.sh; exp={tmp_path}; '
+              'echo 600 > $exp/.seconds_stage_3; _timed 3 sleep 1; cat $exp/.seconds_stage_3; '
+              'force=true; _timed 3 true; cat $exp/.seconds_stage_3')
+    res = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    first, second = (int(x) for x in res.stdout.split())
+    assert 601 <= first <= 603 and second == 0
