@@ -44,6 +44,7 @@ _setup() {
   exp=$synth_dir/exp/$tag
   results_dir=$synth_dir  # the committed results of the default run
   [ "$tag" = default ] || results_dir=$synth_dir/results/$tag
+  [ "$systems" = auto ] || results_dir=$synth_dir/results/${tag}_systems-$systems  # + diagnostics
   [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite committed results
   title="recipes/synth, --size $size, --voices $voices, seed $seed"
   report_notes="Voices: $voices. Systems: $systems (\`--systems all\` adds the diagnostic rows:
