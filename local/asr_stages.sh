@@ -7,6 +7,7 @@
 #   feats tokens lang exp    feature storage, stage-1 tokens, stage-2 lang dir, experiments
 #   results_dir title        where stage 5 writes RESULTS.md/results.json/per.png, its title
 #   num_units num_restarts restart_iters num_epochs lm_scales   (train/decode settings)
+#   insertion_bonuses        optional: loop-topology bonuses per new token tuned on dev (default 0,1,2)
 #   train_opts               optional: options every system's `uasr train` gets
 #   run_systems              array of "name|tokens|extra train options" (tokens: oracle, unsup, frames;
 #                            options "ctc: ..." train the supervised CTC baseline with `uasr train-ctc`)
@@ -90,7 +91,7 @@ stage_3() {
 
 _decode_one() {  # _decode_one NAME TOKENS
   uasr decode --exp-dir $exp/$1 --tokens-dir $tokens/$2 --lang-dir $lang \
-    --lm-scales "$lm_scales" > "$exp/$1.decode.log" 2>&1 \
+    --lm-scales "$lm_scales" --insertion-bonuses "${insertion_bonuses:-0,1,2}" > "$exp/$1.decode.log" 2>&1 \
     || { log "decoding $1 failed; see $exp/$1.decode.log"; return 1; }
   grep PER "$exp/$1.decode.log" >&2
   [ -n "${word_lm:-}" ] || return 0

@@ -148,7 +148,7 @@ _decode_one() {
   need "$d/train.json" 3
   if skip_if_done "$d/decode.json"; then return 0; fi
   uasr decode --exp-dir $d --tokens-dir $tokens/$c/$tok --lang-dir $lang/$c --lm-scales "$lm_scales" \
-    || die "decoding $c/$name failed"
+    --insertion-bonuses 0,1,2 || die "decoding $c/$name failed"
 }
 
 stage_4() {

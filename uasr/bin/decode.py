@@ -2,6 +2,12 @@
 
 Writes ``recogs-<set>.txt``, ``errs-<set>.txt`` and ``decode.json`` (PERs, tuned scale) into
 the experiment directory and prints one summary line per set. PER ignores ``sil``.
+
+``--insertion-bonuses`` (loop topology only): a log-weight added to every arc that starts a new
+output token, tuned on dev together with the LM scale (Kaldi's insertion penalty, sign
+reversed). Under ``loop`` staying costs only log(stay) while a new token pays the LM too, so
+Viterbi favours few tokens (deletions); under ``one_to_one`` the token count is fixed and a
+bonus changes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, default=-1, help="checkpoint epoch-N.pt (-1 = latest)")
     p.add_argument("--avg", type=int, default=1, help="average the last N checkpoints (table/gaussian: 1)")
     p.add_argument("--lm-scales", default="0.5,1,1.5,2,3,4")
+    p.add_argument("--insertion-bonuses", default="0",
+                   help="loop topology: log-weight bonuses per new token, tuned on dev (e.g. 0,1,2)")
     p.add_argument("--batch-size", type=int, default=256)
     return p
 
@@ -77,6 +85,13 @@ def emissions_for(ckpt: dict, data, symbols) -> tuple[torch.Tensor, torch.Tensor
         return m(x, L), L
 
 
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give comma-separated numbers, e.g. 0,1,2") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -85,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from uasr.data.tokens import TokenSet, without_sil
     from uasr.lang.langdir import LangDir
     from uasr.decode import decode, per, write_results
+    from uasr.graph import Graph
 
     t0 = time.time()
     try:
@@ -97,37 +113,50 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError) as e:
         print(f"decode: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 1
+    try:
+        scales = [1.0] if ckpt["supervision"] == "lm-only" else _floats(args.lm_scales, "--lm-scales")
+        bonuses = _floats(args.insertion_bonuses, "--insertion-bonuses") if ckpt["topology"] == "loop" else [0.0]
+    except ValueError as e:
+        print(f"decode: {e}", file=sys.stderr)
+        return 1
     names = {i: s for s, i in symbols.items()}
     ems = {s: emissions_for(ckpt, d, symbols) for s, d in sets.items()}
 
-    # one batched Viterbi over (dev + test) x scales; the scale is then chosen on dev only
-    scales = [1.0] if ckpt["supervision"] == "lm-only" else [float(s) for s in args.lm_scales.split(",")]
+    # one batched Viterbi per bonus over (dev + test) x scales; both are then chosen on dev only
     from uasr.data.tokens import pad
-    seqs, lens = [], []
+    seqs = []
     for scale in scales:
         for split in ("dev", "test"):
             em, L = ems[split]
             seqs += [em[i, :L[i]] / scale for i in range(len(L))]
     em_all, L_all = pad(seqs)
     order = sorted(range(len(L_all)), key=lambda i: int(L_all[i]))  # similar lengths per batch
-    dec = decode(em_all[order], L_all[order], graph, 1.0, batch_size=args.batch_size)
-    best_paths = [None] * len(order)
-    for j, i in enumerate(order):
-        best_paths[i] = dec[j]
     hyp: dict = {}
-    k = 0
-    for scale in scales:
-        for split in ("dev", "test"):
-            n = len(sets[split])
-            hyp[(scale, split)] = [without_sil([names[c] for c in seq]) for seq in best_paths[k:k + n]]
-            k += n
-    tuned = {s: per(refs["dev"], hyp[(s, "dev")]) for s in scales}
-    best = min(tuned, key=tuned.get)
-    out = {"epoch": epoch, "lm_scale": best, "dev_per_by_scale": tuned}
+    for bonus in bonuses:
+        g = graph if bonus == 0 else Graph(graph.labels, graph.src, graph.dst,
+                                           graph.weights + bonus * graph.new_token.to(graph.weights.dtype),
+                                           graph.init, graph.final, graph.new_token, graph.blank)
+        dec = decode(em_all[order], L_all[order], g, 1.0, batch_size=args.batch_size)
+        best_paths = [None] * len(order)
+        for j, i in enumerate(order):
+            best_paths[i] = dec[j]
+        k = 0
+        for scale in scales:
+            for split in ("dev", "test"):
+                n = len(sets[split])
+                hyp[(bonus, scale, split)] = [without_sil([names[c] for c in seq]) for seq in best_paths[k:k + n]]
+                k += n
+    tuned = {(b, s): per(refs["dev"], hyp[(b, s, "dev")]) for b in bonuses for s in scales}
+    bonus, best = min(tuned, key=tuned.get)
+    out = {"epoch": epoch, "lm_scale": best, "insertion_bonus": bonus,
+           "dev_per_by_scale": {s: tuned[(bonus, s)] for s in scales}}
+    if len(bonuses) > 1:
+        out["dev_per_by_bonus_and_scale"] = {f"{b},{s}": v for (b, s), v in tuned.items()}
     for split in ("dev", "test"):
-        res = write_results(args.exp_dir, split, sets[split].ids, refs[split], hyp[(best, split)])
+        res = write_results(args.exp_dir, split, sets[split].ids, refs[split], hyp[(bonus, best, split)])
         out[split] = res
-        print(f"{args.exp_dir.name}\t{split}\tPER {res['per']:.2f}%\t(lm_scale {best}, epoch {epoch})")
+        print(f"{args.exp_dir.name}\t{split}\tPER {res['per']:.2f}%\t(lm_scale {best}"
+              + (f", insertion bonus {bonus}" if len(bonuses) > 1 else "") + f", epoch {epoch})")
     out["decode_seconds"] = round(time.time() - t0, 2)
     tmp = args.exp_dir / "decode.json.tmp"
     tmp.write_text(json.dumps(out, indent=1))
