@@ -74,22 +74,18 @@ def _row(rows: list[dict], cond: str, system: str) -> dict | None:
 
 
 def summary(res: dict) -> dict:
-    """Per condition: floor, unsupervised, ceiling test DER and the share of the floor-to-ceiling
-    gap that unsupervised training closes (1 = as good as supervised, 0 = no better than the LM);
-    for the table (``out[cond]``) and, where it was trained, the hybrid (``out[cond]["hybrid"]``)."""
+    """Per condition and emission model (``GAPS``): floor, unsupervised, ceiling test DER and the
+    share of the floor-to-ceiling gap that unsupervised training closes (1 = as good as
+    supervised, 0 = no better than the LM)."""
     out: dict = {}
     for c in CONDS:
         for model, names in GAPS.items():
             f, u, s = (_row(res["rows"], c, n) for n in names)
-            if not (f and u and s):
-                continue
-            gap = f["der_test"] - s["der_test"]
-            d = {"floor": f["der_test"], "unsup": u["der_test"], "sup": s["der_test"],
-                 "gap_closed": round((f["der_test"] - u["der_test"]) / gap, 3) if gap > 0 else None}
-            if model == "table":
-                out.setdefault(c, {}).update(d)
-            else:
-                out.setdefault(c, {})[model] = d
+            if f and u and s:
+                gap = f["der_test"] - s["der_test"]
+                out.setdefault(c, {})[model] = {
+                    "floor": f["der_test"], "unsup": u["der_test"], "sup": s["der_test"],
+                    "gap_closed": round((f["der_test"] - u["der_test"]) / gap, 3) if gap > 0 else None}
     return out
 
 
@@ -134,8 +130,7 @@ def markdown(res: dict, title: str) -> str:
     if any(x != "–" for x in spread):
         out.append(f"| unsupervised table, range over training seeds | {spread[0]} | {spread[1]} |")
     for model in GAPS:
-        cells = [(summ.get(c, {}) if model == "table" else summ.get(c, {}).get(model, {})).get("gap_closed")
-                 for c in CONDS]
+        cells = [summ.get(c, {}).get(model, {}).get("gap_closed") for c in CONDS]
         if any(x is not None for x in cells):
             out.append(f"| share of the floor→ceiling gap closed without labels ({model}) | "
                        + " | ".join(f"{x:.2f}" if x is not None else "–" for x in cells) + " |")
