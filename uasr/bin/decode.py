@@ -13,6 +13,7 @@ bonus changes nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -100,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     from uasr.data.tokens import TokenSet, without_sil
     from uasr.lang.langdir import LangDir
     from uasr.decode import decode, per, write_results
-    from uasr.graph import Graph
 
     t0 = time.time()
     try:
@@ -133,9 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     order = sorted(range(len(L_all)), key=lambda i: int(L_all[i]))  # similar lengths per batch
     hyp: dict = {}
     for bonus in bonuses:
-        g = graph if bonus == 0 else Graph(graph.labels, graph.src, graph.dst,
-                                           graph.weights + bonus * graph.new_token.to(graph.weights.dtype),
-                                           graph.init, graph.final, graph.new_token, graph.blank)
+        g = graph if bonus == 0 else dataclasses.replace(
+            graph, weights=graph.weights + bonus * graph.new_token.to(graph.weights.dtype))
         dec = decode(em_all[order], L_all[order], g, 1.0, batch_size=args.batch_size)
         best_paths = [None] * len(order)
         for j, i in enumerate(order):

@@ -13,6 +13,7 @@ input-independent model.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -24,7 +25,6 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from uasr.graph import Graph
 
 COMMAND = "train"
 HELP = "train an emission model (unsupervised EM under an LM prior, or supervised ceiling)"
@@ -174,9 +174,8 @@ class Trainer:
         from uasr.losses import occupancy
         total, acc = 0.0, None
         batches = self.batches if batches is None else batches
-        tempered = graph if beta == 1.0 else Graph(
-            graph.labels, graph.src, graph.dst, graph.weights * beta, graph.init * beta,
-            graph.final * beta, graph.new_token, graph.blank)
+        tempered = graph if beta == 1.0 else dataclasses.replace(
+            graph, weights=graph.weights * beta, init=graph.init * beta, final=graph.final * beta)
         if self.args.emission == "hybrid":  # Adam sweeps on the tempered criterion instead of EM
             from uasr.models.hybrid import log_likelihood, train_passes
             if update:
