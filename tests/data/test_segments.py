@@ -1,7 +1,8 @@
 import numpy as np
 
 from uasr.data.segments import (boundary_f1, frame_labels, oracle_boundaries, pool_segments,
-                                segment_labels, spectral_change_boundaries)
+                                segment_labels, spectral_change,
+                                spectral_change_boundaries)
 
 ALI = [("sil", 0.0, 0.1), ("k", 0.1, 0.05), ("ae", 0.15, 0.12), ("t", 0.27, 0.03), ("sil", 0.3, 0.1)]
 
@@ -19,12 +20,32 @@ def test_oracle_boundaries_keep_segments_nonempty():
     assert b[0] == 0 and b[-1] == 3 and np.all(np.diff(b) >= 1)
 
 
-def test_spectral_change_finds_steps():
+def _steps(noise: float, seed: int = 0) -> np.ndarray:
     x = np.concatenate([np.full((12, 4), v, dtype=np.float32) for v in (0.0, 3.0, -2.0, 1.0)])
-    x += np.random.default_rng(0).normal(0, 0.01, x.shape).astype(np.float32)
-    b = spectral_change_boundaries(x, min_len=3, threshold=0.5)
+    return x + np.random.default_rng(seed).normal(0, noise, x.shape).astype(np.float32)
+
+
+def test_spectral_change_finds_steps():
+    b = spectral_change_boundaries(_steps(0.01), min_len=3, threshold=0.5)
     hits, nh, nr = boundary_f1(np.array([0, 12, 24, 36, 48]), b, tol=1)
     assert hits == 3 and nr == 3 and nh == 3
+
+
+def test_spectral_change_is_the_two_window_mean_difference():
+    x = _steps(0.5)
+    d = spectral_change(x, window=3)
+    for t in range(1, len(x)):  # direct definition, windows clipped at the edges
+        ref = np.linalg.norm(x[t:t + 3].mean(0) - x[max(0, t - 3):t].mean(0))
+        assert abs(d[t] - ref) < 1e-5
+    assert d[0] == 0
+
+
+def test_wider_window_suppresses_noise_peaks():
+    ref = np.array([0, 12, 24, 36, 48])
+    for seed in range(3):
+        x = _steps(0.8, seed)
+        assert boundary_f1(ref, spectral_change_boundaries(x, 2, 0.5, window=3), tol=1) == (3, 3, 3)
+        assert boundary_f1(ref, spectral_change_boundaries(x, 2, 0.5, window=1), tol=1)[1] > 3
 
 
 def test_boundary_f1_counts_each_ref_once():

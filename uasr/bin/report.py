@@ -124,6 +124,20 @@ def target_checks(rows: list[dict]) -> list[str]:
                        "one-shot supervised estimate: no evidence of a search failure (the errors "
                        "lie in the units/segments or the criterion)")
             out.append(f"- {r['system']}: train LL/token {ll:.3f} vs supervised {sll:.3f}: {verdict}")
+    for r in rows:  # EM from the supervised model vs EM from random restarts, same criterion
+        if r["supervision"] != "unsup-init-from-sup" or r["train_ll_per_token"] is None:
+            continue
+        for p in pick(r["tokens"], "unsup", r["emission"]):
+            if p["topology"] != r["topology"] or p["train_ll_per_token"] is None:
+                continue
+            higher, worse = p["train_ll_per_token"] > r["train_ll_per_token"], p["per_test"] > r["per_test"]
+            verdict = ("the criterion itself prefers the worse transcription" if higher and worse else
+                       "the better transcription scores higher: restarts missed it (a search failure)"
+                       if worse else "likelihood and PER agree")
+            out.append(f"- {r['system']} vs {p['system']}: LL/token {r['train_ll_per_token']:.3f} "
+                       f"(PER {r['per_test']:.2f}) from the supervised model vs "
+                       f"{p['train_ll_per_token']:.3f} (PER {p['per_test']:.2f}) from random restarts: "
+                       + verdict)
     return out
 
 

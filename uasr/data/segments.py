@@ -42,21 +42,30 @@ def segment_labels(bounds: np.ndarray, frame_lab: list[str]) -> list[str]:
     return [Counter(frame_lab[s:e]).most_common(1)[0][0] for s, e in zip(bounds[:-1], bounds[1:])]
 
 
-def spectral_change_boundaries(x: np.ndarray, min_len: int = 3, threshold: float = 0.0,
-                               smooth: int = 1) -> np.ndarray:
-    """Unsupervised boundaries at peaks of the spectral change ``|x_{t+1} - x_{t-1}|``.
+def spectral_change(x: np.ndarray, window: int = 3) -> np.ndarray:
+    """Change score per frame t: ``|mean(x[t:t+w]) - mean(x[t-w:t])|`` (windows clipped at the
+    edges; 0 at t = 0). Averaging ``w`` frames each side suppresses within-phone jitter that a
+    one-frame difference turns into spurious peaks."""
+    T = len(x)
+    c = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, 0, dtype=np.float64)])
+    t = np.arange(1, T)
+    lo, hi = np.maximum(0, t - window), np.minimum(T, t + window)
+    right = (c[hi] - c[t]) / (hi - t)[:, None]
+    left = (c[t] - c[lo]) / (t - lo)[:, None]
+    return np.concatenate([[0.0], np.linalg.norm(right - left, axis=1)])
 
-    A peak must be a local maximum over ``±min_len`` frames and exceed the utterance's median
-    change by ``threshold`` standard deviations. No labels are used.
+
+def spectral_change_boundaries(x: np.ndarray, min_len: int = 3, threshold: float = 0.0,
+                               window: int = 3) -> np.ndarray:
+    """Unsupervised boundaries at peaks of :func:`spectral_change` (no labels are used).
+
+    A peak must be a local maximum over ``±min_len`` frames, lie ``min_len`` frames after the
+    previous boundary, and exceed the utterance's median change by ``threshold`` std devs.
     """
     T = len(x)
     if T < 2 * min_len + 1:
         return np.asarray([0, T], dtype=np.int64)
-    d = np.zeros(T)
-    d[1:-1] = np.linalg.norm(x[2:] - x[:-2], axis=1)
-    if smooth > 0:
-        k = np.ones(2 * smooth + 1) / (2 * smooth + 1)
-        d = np.convolve(d, k, mode="same")
+    d = spectral_change(x, window)
     thr = np.median(d) + threshold * d.std()
     b = [0]
     for t in range(min_len, T - min_len + 1):
