@@ -13,8 +13,8 @@ num_units=0          # k-means units over segments (0 = by size: tiny 64, else 1
 lm_order=3           # the LM prior of training and decoding (restarts use a bigram)
 num_restarts=0       # 0 = by size
 # loop topology over unsupervised segments: chosen among 0.05/0.1/0.2/0.5 by training likelihood
-# on the default corpus (-4.440/-4.430/-4.421/-4.345 per token, test PER 90.1/87.9/83.4/85.3),
-# not by PER
+# on the default corpus (-4.440/-4.430/-4.421/-4.345 per token, test PER 90.1/87.9/83.4/85.3;
+# a scratch build of the same tokens), not by PER
 stay_prob=0.5
 systems=auto         # auto: the core ladder (every rung once + baselines); all: every system below
 prepare_stop_stage=2
