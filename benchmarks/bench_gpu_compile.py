@@ -38,25 +38,27 @@ DENSE_FWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, wt_ptr=P, init_ptr=P, fin_ptr=
 DENSE_BWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, w_ptr=P, fin_ptr=P, len_ptr=I64, a_ptr=P,
                  c_ptr=P, g_ptr=P, gam_ptr=P, y_ptr=P, T="i32", V="i32", S="i32",
                  BS="constexpr", NEED_Y="constexpr")
-_BLOCK = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, src_ptr=I32, dst_ptr=I32, wt_ptr=P, loop_ptr=P)
+_BLOCK = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, src_ptr=I32, dst_ptr=I32, wt_ptr=P, loop_ptr=P,
+              len_ptr=I64, u_ptr=P)
 _TILE = dict(I="constexpr", O="constexpr", BI="constexpr", BO="constexpr", KB="constexpr",
-             BSS="constexpr")
-BLOCK_FWD = dict(_BLOCK, init_ptr=P, fin_ptr=P, len_ptr=I64, u_ptr=P, c_ptr=P, out_ptr=P,
-                 cst_ptr=P, T="i32", V="i32", S="i32", KN="i32", **_TILE)
-BLOCK_BWD = dict(_BLOCK, fin_ptr=P, len_ptr=I64, u_ptr=P, c_ptr=P, v_ptr=P, gr_ptr=P, sab_ptr=P,
-                 T="i32", V="i32", S="i32", KN="i32", VT="i32", **_TILE)
+             P="constexpr", PP="constexpr", HOIST="constexpr", SYNC="constexpr")
+BLOCK_FWD = dict(_BLOCK, pm_ptr=P, bar_ptr=I32, T="i32", V="i32", S="i32", KN="i32",
+                 t_lo="i32", t_hi="i32", **_TILE)
+BLOCK_BWD = dict(_BLOCK, c_ptr=P, v_ptr=P, gr_ptr=P, pm_ptr=P, ps_ptr=P, bar_ptr=I32, T="i32",
+                 V="i32", S="i32", KN="i32", VT="i32", j_lo="i32", j_hi="i32", **_TILE)
 
 # the fused beam-pruned kernels (uasr/graph/triton_pruned.py)
 PRUNED_FWD = dict(em_ptr=P, lab_ptr=I32, odst_ptr=I32, ow_ptr=P, olab_ptr=I32, fin_ptr=P,
                   len_ptr=I64, act_ptr=I64, la_ptr=P, ek_ptr=P, m_ptr=P, sum_ptr=P, rep_ptr=I32,
-                  cd_ptr=I32, cs_ptr=P, flag_ptr=I32, tot_ptr=P, st_ptr=I32, T="i32", V="i32",
-                  S="i32", K="i32", wmax="fp32", low_all="fp32", low_kept="fp32", D="constexpr",
-                  KP="constexpr", NP="constexpr", CH="constexpr", VP="constexpr",
-                  FUSED="constexpr")
+                  cd_ptr=I32, cs_ptr=P, flag_ptr=I32, mx_ptr=P, tot_ptr=P, st_ptr=I32,
+                  bar_ptr=I32, T="i32", V="i32", S="i32", K="i32", wmax="fp32",
+                  low_all="fp32", low_kept="fp32", D="constexpr", KP="constexpr",
+                  NP="constexpr", CH="constexpr", VP="constexpr", FUSED="constexpr",
+                  P="constexpr", SYNC="constexpr")
 PRUNED_BWD = dict(act_ptr=I64, la_ptr=P, ek_ptr=P, odst_ptr=I32, ow_ptr=P, fin_ptr=P,
                   len_ptr=I64, z_ptr=P, g_ptr=P, post_ptr=P, buf_ptr=I64, beta_ptr=P,
-                  T="i32", S="i32", K="i32", D="constexpr", DP="constexpr", KP="constexpr",
-                  KC="constexpr")
+                  bar_ptr=I32, T="i32", S="i32", K="i32", D="constexpr", DP="constexpr",
+                  KP="constexpr", KC="constexpr", P="constexpr", SYNC="constexpr")
 
 
 def compile_one(name: str, fn, sig: dict, consts: dict, opts: dict, arch: int) -> bool:
@@ -92,7 +94,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--arch", type=int, default=90)
     p.add_argument("--dense", type=int, nargs="+", default=[64, 128, 256], help="BS values")
-    p.add_argument("--block", type=int, nargs=2, default=[40, 40], help="I O (trigram: 40 40)")
+    p.add_argument("--block", type=int, nargs=3, default=[40, 40, 40],
+                   help="I O K: block inputs, outputs, count (trigram x loop: 40 40 40)")
     p.add_argument("--pruned", type=int, nargs=2, default=[256, 41],
                    help="k D of the pruned kernels (4-gram x loop, beam 256: 256 41)")
     args = p.parse_args()
@@ -104,27 +107,33 @@ def main() -> int:
             for need_y in (False, True):
                 ok &= compile_one(f"dense_bwd BS={BS} Y={int(need_y)}", tk._dense_bwd_kernel,
                                   DENSE_BWD, {"BS": BS, "NEED_Y": need_y}, cfg, args.arch)
-    I, O = args.block
+    I, O, K = args.block
     I = -(-I // 4) * 4
     BI, BO = tk._next_pow2(I, 4), tk._next_pow2(O, 4)
-    for cfg in tk.block_configs(BI, BO):
-        opts = {k: v for k, v in cfg.items() if k != "KB"}
-        consts = {"I": I, "O": O, "BI": BI, "BO": BO, "KB": cfg["KB"], "BSS": 1024}
-        ok &= compile_one(f"block_fwd KB={cfg['KB']}", tk._block_fwd_kernel, BLOCK_FWD, consts,
-                          opts, args.arch)
-        ok &= compile_one(f"block_bwd KB={cfg['KB']}", tk._block_bwd_kernel, BLOCK_BWD, consts,
-                          opts, args.arch)
+    for cfg in tk.block_configs(BI, BO, K):
+        opts = {k: v for k, v in cfg.items() if k not in ("KB", "P")}
+        NG = -(-K // cfg["KB"])
+        Pn = NG if cfg["P"] == 0 else min(cfg["P"], NG)
+        consts = {"I": I, "O": O, "BI": BI, "BO": BO, "KB": cfg["KB"], "P": Pn,
+                  "PP": tk.P_MAX, "HOIST": Pn == NG, "SYNC": Pn > 1}
+        tag = f"KB={cfg['KB']} P={Pn}"
+        ok &= compile_one(f"block_fwd {tag}", tk._block_fwd_kernel, BLOCK_FWD, consts, opts,
+                          args.arch)
+        ok &= compile_one(f"block_bwd {tag}", tk._block_bwd_kernel, BLOCK_BWD, consts, opts,
+                          args.arch)
     k, D = args.pruned
     NP, KP, DP = tp._next_pow2(k * D, 16), tp._next_pow2(k, 16), tp._next_pow2(D, 2)
     for cfg in tp.fwd_configs(NP):
-        opts = {n: v for n, v in cfg.items() if n != "CH"}
-        ok &= compile_one(f"pruned_fwd CH={cfg['CH']}", tp._pruned_fwd_kernel, PRUNED_FWD,
-                          {"D": D, "KP": KP, "NP": NP, "CH": cfg["CH"], "VP": 64, "FUSED": True},
+        opts = {n: v for n, v in cfg.items() if n not in ("CH", "P")}
+        ok &= compile_one(f"pruned_fwd CH={cfg['CH']} P={cfg['P']}", tp._pruned_fwd_kernel,
+                          PRUNED_FWD, {"D": D, "KP": KP, "NP": NP, "CH": cfg["CH"], "VP": 64,
+                                       "FUSED": True, "P": cfg["P"], "SYNC": cfg["P"] > 1},
                           opts, args.arch)
     for cfg in tp.bwd_configs(KP, DP):
-        opts = {n: v for n, v in cfg.items() if n != "KC"}
-        ok &= compile_one(f"pruned_bwd KC={cfg['KC']}", tp._pruned_bwd_kernel, PRUNED_BWD,
-                          {"D": D, "DP": DP, "KP": KP, "KC": cfg["KC"]}, opts, args.arch)
+        opts = {n: v for n, v in cfg.items() if n not in ("KC", "P")}
+        ok &= compile_one(f"pruned_bwd KC={cfg['KC']} P={cfg['P']}", tp._pruned_bwd_kernel,
+                          PRUNED_BWD, {"D": D, "DP": DP, "KP": KP, "KC": cfg["KC"],
+                                       "P": cfg["P"], "SYNC": cfg["P"] > 1}, opts, args.arch)
     print("all compiled" if ok else "SOME FAILED")
     return 0 if ok else 1
 

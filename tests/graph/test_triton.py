@@ -98,13 +98,15 @@ def test_block_trigram_loop(monkeypatch):
 
 
 @pytest.mark.parametrize("graph_grad", [True, False])
-@pytest.mark.parametrize("kb", [2, 4])
-def test_block_configs_and_ring_buffer(monkeypatch, kb, graph_grad):
-    """Several block groups per frame (KB < number of blocks); without arc gradients the
-    backward keeps only two frames of its recursion buffer."""
-    if not CUDA:
-        monkeypatch.setattr(tk, "FORCE_CONFIG", {"KB": kb, "num_warps": 4})
-    _compare(ngram_loop_graph(3, num_phones=5), "block", T=5, V=6, seed=12 + kb,
+@pytest.mark.parametrize("cfg", [{"KB": 2, "P": 1}, {"KB": 2, "P": 2}, {"KB": 1, "P": 0},
+                                 {"KB": 4, "P": 0}])
+def test_block_splits_and_ring_buffer(monkeypatch, cfg, graph_grad):
+    """Every way of cutting an utterance's block groups over programs: one program looping
+    over several groups, P = 2 programs taking alternate groups (one with more than the
+    other), one program per group (weights kept in registers), uneven last group. Without
+    arc gradients the backward keeps only two frames of its recursion buffer."""
+    monkeypatch.setattr(tk, "FORCE_CONFIG", {**cfg, "num_warps": 4})
+    _compare(ngram_loop_graph(3, num_phones=5), "block", T=5, V=6, seed=12 + cfg["KB"],
              force_block=True, monkeypatch=monkeypatch, graph_grad=graph_grad)
 
 
@@ -178,9 +180,21 @@ def test_every_launch_config(monkeypatch):
     trigram = ngram_loop_graph(3, num_phones=5)
     monkeypatch.setattr(tk, "_kind", lambda graph: "block")
     p = tk._block_plan(trigram).fwd
-    for cfg in tk.block_configs(tk._next_pow2(p.I, 4), tk._next_pow2(p.O, 4)):
+    for cfg in tk.block_configs(*tk._tile(p), p.K):
         monkeypatch.setattr(tk, "FORCE_CONFIG", cfg)
         _compare(trigram, "block", B=4, T=9, V=6, seed=11)
+
+
+@pytest.mark.skipif(not CUDA, reason="programs run concurrently (barriers) only when compiled")
+def test_benchmark_trigram_every_split_on_cuda(monkeypatch):
+    """The benchmark's trigram x loop (1,600 states in 40 blocks): every candidate split of
+    an utterance over programs, with the barrier between frames, against the torch block
+    backend."""
+    trigram = ngram_loop_graph(3)
+    p = tk._block_plan(trigram.to(DEV)).fwd
+    for cfg in tk.block_configs(*tk._tile(p), p.K):
+        monkeypatch.setattr(tk, "FORCE_CONFIG", cfg)
+        _compare(trigram, "block", B=6, T=40, V=41, seed=16)
 
 
 @pytest.mark.parametrize("kind", ["dense", "block"])

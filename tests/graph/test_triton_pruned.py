@@ -360,6 +360,7 @@ def test_every_launch_config_on_cuda(monkeypatch):
     for cfg in tp.fwd_configs(NP):
         monkeypatch.setattr(tp, "FORCE_FWD", cfg)
         _check(graph, k, B=4, T=20, V=7, seed=15)
+        _check(graph, k, B=4, T=20, V=7, seed=18, redo=True)  # the exact path, program 0
     monkeypatch.setattr(tp, "FORCE_FWD", None)
     for cfg in tp.bwd_configs(tp._next_pow2(k, 16), tp._next_pow2(7, 2)):
         monkeypatch.setattr(tp, "FORCE_BWD", cfg)
@@ -367,8 +368,13 @@ def test_every_launch_config_on_cuda(monkeypatch):
 
 
 @pytest.mark.skipif(not CUDA, reason="benchmark-size check only when compiled")
-def test_benchmark_size_on_cuda():
-    """The benchmark's 4-gram x loop (S = 64000, D = 41) at k = 256, jittered (no ties)."""
+@pytest.mark.parametrize("split", [None, 4])
+def test_benchmark_size_on_cuda(monkeypatch, split):
+    """The benchmark's 4-gram x loop (S = 64000, D = 41) at k = 256, jittered (no ties);
+    tuned configs, then 4 programs per utterance in both passes."""
+    if split:
+        monkeypatch.setattr(tp, "FORCE_FWD", {"CH": 2048, "num_warps": 32, "P": split})
+        monkeypatch.setattr(tp, "FORCE_BWD", {"KC": 64, "num_warps": 8, "P": split})
     graph = _jitter(ngram_loop_graph(4), seed=17, scale=0.1).to(DEV)
     em, lengths, coef = _batch(4, 60, 41, seed=17, lengths=[60, 33, 7, 1])
     tot, ctx = tp.pruned_forward_triton(em, lengths, graph, 256)

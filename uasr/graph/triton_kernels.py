@@ -2,21 +2,24 @@
 
 The math is that of :func:`uasr.graph.forward_backward.scaled_forward` /
 :func:`scaled_backward` (probability space, per-frame shift of the emissions, per-frame max
-normaliser), but each pass over all ``T`` frames is ONE kernel launch with one program
-(CTA) per utterance that loops over the frames inside: the torch version is launch-bound.
+normaliser), but each pass over all ``T`` frames is ONE kernel launch whose programs (CTAs)
+loop over the frames inside: the torch version is launch-bound.
 
 Two kernel families:
 
-- *dense* (``S <= 256``): ``W`` lives in registers for the whole launch; the state vector
-  moves between frames through a register layout conversion (no global round trip).
+- *dense* (``S <= 256``): one program per utterance; ``W`` lives in registers for the whole
+  launch; the state vector moves between frames through a register layout conversion.
 - *block* (larger graphs whose arcs form dense bipartite blocks, e.g. a full trigram x loop):
-  per frame the program streams the blocks' weights from L2 (``KB`` blocks per step, so that
-  enough bytes are in flight), gathers its previous frame from global memory and writes the
-  new frame *unnormalised*; the normaliser ``c_t`` is a running max, so no second pass over
-  the states is needed. ``tl.debug_barrier()`` (``bar.sync``) after each frame makes the
-  CTA's own global writes visible to all its threads before the next frame gathers them.
-  The backward runs the same kernel shape on the *reversed* graph's block layout
-  (``W^T``), so every state is written exactly once per frame: no atomics.
+  the blocks are cut into groups of ``KB`` and ``P`` programs share an utterance, each
+  owning every P-th group. Per frame a program gathers the previous frame from global
+  memory, writes its states' new values *unnormalised* plus their partial max (the
+  normaliser ``c_t`` is the max over the P partial maxima, read at the next frame), then
+  meets the utterance's other programs at a barrier (a counter in global memory). With one
+  group per program its weights stay in registers for the whole launch; otherwise they
+  stream from L2 every frame. The per-frame chain is latency-bound, so splitting an
+  utterance over several SMs shortens it. The backward runs the same kernel shape on the
+  *reversed* graph's block layout (``W^T``), so every state is written exactly once per
+  frame: no atomics. The first frame of each pass and the total are a few torch ops.
 
 Frames ``t >= length`` are skipped entirely (the per-utterance loop bound is its length).
 Arc-weight gradients are one torch contraction over all frames after the kernel.
@@ -153,150 +156,139 @@ if HAVE_TRITON:
             beta = nb / d
 
     @triton.jit
-    def _block_fwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, init_ptr,
-                          fin_ptr, len_ptr, u_ptr, c_ptr, out_ptr, cst_ptr, T, V, S, KN,
-                          I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
-                          KB: tl.constexpr, BSS: tl.constexpr):
-        b = tl.program_id(0).to(tl.int64)
-        L = tl.load(len_ptr + b).to(tl.int32)
-        NG = (KN + KB - 1) // KB  # block arrays are padded to a multiple of every KB
-        em_b = em_ptr + b * T * V
-        sh_b = sh_ptr + b * T
-        u_b = u_ptr + b * T * S
-        c_b = c_ptr + b * T
-        ss = tl.arange(0, BSS)
-        # ---- frame 0: u = init * P_0 (a plain pass over the states)
-        sh = tl.load(sh_b)
-        mxv = tl.zeros([BSS], dtype=tl.float32)
-        for s0 in range(0, S, BSS):
-            s = s0 + ss
-            m = s < S
-            lab = tl.load(lab_ptr + s, mask=m, other=0)
-            e = tl.load(em_b + lab, mask=m, other=float("-inf"))
-            u = tl.load(init_ptr + s, mask=m, other=0.0) * tl.exp(e - sh)
-            tl.store(u_b + s, u, mask=m)
-            mxv = tl.maximum(mxv, u)
-        c = tl.max(mxv, axis=0)
-        c = tl.where(c > 0, c, 1.0)
-        tl.store(c_b, c)
-        logsum = sh + tl.log(c)
+    def _utterance_sync(cnt_ptr, target):
+        """Barrier of the P programs of one utterance: each adds 1 to the utterance's counter,
+        then waits until it reaches ``target`` (P x frames done in this launch). Scalar
+        atomics run in one thread per program; ``bar.sync`` orders the other threads' global
+        stores before the release and their loads after the acquire (the cooperative-groups
+        grid-sync pattern). Needs all P programs co-resident: see ``_block_launch``."""
         tl.debug_barrier()
-        kk = tl.arange(0, KB)
+        tl.atomic_add(cnt_ptr, 1, sem="release", scope="gpu")
+        seen = tl.atomic_add(cnt_ptr, 0, sem="acquire", scope="gpu")
+        while seen < target:
+            seen = tl.atomic_add(cnt_ptr, 0, sem="acquire", scope="gpu")
+        tl.debug_barrier()
+
+    @triton.jit
+    def step_sync(cnt_ptr, target, SYNC: tl.constexpr):
+        """Between two steps: ``_utterance_sync`` when several programs share the utterance
+        (``SYNC``), else a CTA barrier (the program's own global writes become visible to
+        all its threads)."""
+        if SYNC:
+            _utterance_sync(cnt_ptr, target)
+        else:
+            tl.debug_barrier()
+
+    @triton.jit
+    def _block_tile(src_ptr, dst_ptr, wt_ptr, loop_ptr, lab_ptr, grp, S, I: tl.constexpr,
+                    O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr, KB: tl.constexpr):
+        """Group ``grp`` of KB blocks: sources [KB, BI], outputs [KB, BO], weights
+        [KB, BO, BI], self-loop weights and labels of the outputs."""
+        kb = grp * KB + tl.arange(0, KB)
         oo = tl.arange(0, BO)
         ii = tl.arange(0, BI)
         # I is a multiple of 4; written this way the mask is provably constant over groups
         # of 4, so the weight rows load as 16-byte vectors and the axis-2 sum stays in a warp
         im = (ii // 4) < (I // 4)
-        om = oo < O
-        for t in range(1, L):
-            sh = tl.load(sh_b + t)
-            inv = 1.0 / c
+        src = tl.load(src_ptr + kb[:, None] * I + ii[None, :], mask=im[None, :], other=S)
+        dst = tl.load(dst_ptr + kb[:, None] * O + oo[None, :], mask=(oo < O)[None, :], other=S)
+        dm = dst < S
+        w = tl.load(wt_ptr + (kb[:, None, None] * O + oo[None, :, None]) * I + ii[None, None, :],
+                    mask=dm[:, :, None] & im[None, None, :], other=0.0)
+        lp = tl.load(loop_ptr + dst, mask=dm, other=0.0)
+        lab = tl.load(lab_ptr + dst, mask=dm, other=0)
+        return src, dst, dm, w, lp, lab
+
+    @triton.jit
+    def _block_fwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, len_ptr,
+                          u_ptr, pm_ptr, bar_ptr, T, V, S, KN, t_lo, t_hi,
+                          I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
+                          KB: tl.constexpr, P: tl.constexpr, PP: tl.constexpr,
+                          HOIST: tl.constexpr, SYNC: tl.constexpr):
+        # Program (p, b) owns block groups p, p + P, ... of utterance b and writes, for frames
+        # t_lo <= t < min(t_hi, length): u_t[dst] = P_t[dst] * (W u_{t-1} / c_{t-1})[dst] and
+        # its partial max pm[b, t, p]; c_t = max_p pm[b, t, p]. Frame 0 is the caller's.
+        p = tl.program_id(0)
+        b = tl.program_id(1).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        NG = (KN + KB - 1) // KB  # block arrays are padded to a multiple of every KB
+        em_b = em_ptr + b * T * V
+        u_b = u_ptr + b * T * S
+        pm_b = pm_ptr + b * T * PP
+        pp = tl.arange(0, PP)
+        if HOIST:  # exactly one group per program: its weights stay in registers
+            src, dst, dm, w, lp, lab = _block_tile(src_ptr, dst_ptr, wt_ptr, loop_ptr, lab_ptr,
+                                                   p, S, I, O, BI, BO, KB)
+        for t in range(t_lo, tl.minimum(t_hi, L)):
+            if t > t_lo:  # frame t-1 complete (all P programs) before it is gathered
+                step_sync(bar_ptr + b, P * (t - t_lo), SYNC)
+            sh = tl.load(sh_ptr + b * T + t)
+            c = tl.max(tl.load(pm_b + (t - 1) * PP + pp, mask=pp < P, other=0.0,
+                               cache_modifier=".cg"), axis=0)
+            inv = 1.0 / tl.where(c > 0, c, 1.0)
             prev = u_b + (t - 1) * S
             cur = u_b + t * S
             em_t = em_b + t * V
             mx2 = tl.zeros([KB, BO], dtype=tl.float32)
-            for grp in range(0, NG):
-                kb = grp * KB + kk
-                src = tl.load(src_ptr + kb[:, None] * I + ii[None, :], mask=im[None, :], other=S)
-                dst = tl.load(dst_ptr + kb[:, None] * O + oo[None, :], mask=om[None, :], other=S)
-                dm = dst < S
-                w = tl.load(wt_ptr + (kb[:, None, None] * O + oo[None, :, None]) * I
-                            + ii[None, None, :],
-                            mask=dm[:, :, None] & im[None, None, :], other=0.0)
-                x = tl.load(prev + src, mask=src < S, other=0.0)
-                xl = tl.load(prev + dst, mask=dm, other=0.0)
-                lp = tl.load(loop_ptr + dst, mask=dm, other=0.0)
-                lab = tl.load(lab_ptr + dst, mask=dm, other=0)
+            for grp in range(p, NG, P):
+                if not HOIST:
+                    src, dst, dm, w, lp, lab = _block_tile(src_ptr, dst_ptr, wt_ptr, loop_ptr,
+                                                           lab_ptr, grp, S, I, O, BI, BO, KB)
+                x = tl.load(prev + src, mask=src < S, other=0.0, cache_modifier=".cg")
+                xl = tl.load(prev + dst, mask=dm, other=0.0, cache_modifier=".cg")
                 e = tl.load(em_t + lab, mask=dm, other=float("-inf"))
                 y = tl.sum(w * x[:, None, :], axis=2) + xl * lp
                 u = y * inv * tl.exp(e - sh)
                 tl.store(cur + dst, u, mask=dm)
                 mx2 = tl.maximum(mx2, u)
-            c = tl.max(tl.max(mx2, axis=1), axis=0)
-            c = tl.where(c > 0, c, 1.0)
-            tl.store(c_b + t, c)
-            logsum += sh + tl.log(c)
-            tl.debug_barrier()  # frame t's stores must be visible before frame t+1 gathers
-        last = u_b + (L - 1) * S
-        acc = tl.zeros([BSS], dtype=tl.float32)
-        for s0 in range(0, S, BSS):
-            s = s0 + ss
-            m = s < S
-            acc += tl.load(last + s, mask=m, other=0.0) * tl.load(fin_ptr + s, mask=m, other=0.0)
-        fin = tl.sum(acc, axis=0) / c
-        tl.store(out_ptr + b, tl.log(fin) + logsum + tl.load(cst_ptr)
-                 + (L - 1).to(tl.float32) * tl.load(cst_ptr + 1))
+            tl.store(pm_b + t * PP + p, tl.max(tl.max(mx2, axis=1), axis=0))
 
     @triton.jit
-    def _block_bwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, fin_ptr,
-                          len_ptr, u_ptr, c_ptr, v_ptr, gr_ptr, sab_ptr, T, V, S, KN, VT,
+    def _block_bwd_kernel(em_ptr, sh_ptr, lab_ptr, src_ptr, dst_ptr, wt_ptr, loop_ptr, len_ptr,
+                          u_ptr, c_ptr, v_ptr, gr_ptr, pm_ptr, ps_ptr, bar_ptr, T, V, S, KN, VT,
+                          j_lo, j_hi,
                           I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr,
-                          KB: tl.constexpr, BSS: tl.constexpr):
+                          KB: tl.constexpr, P: tl.constexpr, PP: tl.constexpr,
+                          HOIST: tl.constexpr, SYNC: tl.constexpr):
         # src/dst/wt describe the REVERSED graph: outputs are the original sources.
-        # Per frame t (valid): V[t] = P_t * beta_t * d_t, G[t] = A_t * beta_t * d_t,
-        # sab[t] = sum_s G[t, s]; d_t (= max of the unnormalised beta) cancels later.
-        # V has VT rows per utterance: T when the caller keeps it (arc gradients), else a
-        # ring of 2 (frame t is read only while frame t-1 is produced).
-        b = tl.program_id(0).to(tl.int64)
+        # Step j (j_lo <= j < min(j_hi, length)) consumes frame t = L-j and produces t-1:
+        # V[t-1] = P_{t-1} * beta_{t-1} * d, G[t-1] = A_{t-1} * beta_{t-1} * d with the
+        # partial max of the unnormalised beta (pm, its max over p is d_{t-1}) and the partial
+        # sum of G (ps). d cancels later. Frame L-1 is the caller's. V has VT rows per
+        # utterance: T when the caller keeps it (arc gradients), else a ring of 2.
+        p = tl.program_id(0)
+        b = tl.program_id(1).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
-        NG = (KN + KB - 1) // KB  # block arrays are padded to a multiple of every KB
+        NG = (KN + KB - 1) // KB
         em_b = em_ptr + b * T * V
-        sh_b = sh_ptr + b * T
         u_b = u_ptr + b * T * S
-        c_b = c_ptr + b * T
         v_b = v_ptr + b * VT * S
         g_b = gr_ptr + b * T * S
-        ss = tl.arange(0, BSS)
-        for s0 in range(L * S, T * S, BSS):  # gamma is 0 beyond the length
-            s = s0 + ss
-            tl.store(g_b + s, tl.zeros([BSS], dtype=tl.float32), mask=s < T * S)
-        # ---- frame L-1: beta = final
-        t = L - 1
-        sh = tl.load(sh_b + t)
-        inv_c = 1.0 / tl.load(c_b + t)
-        accv = tl.zeros([BSS], dtype=tl.float32)
-        for s0 in range(0, S, BSS):
-            s = s0 + ss
-            m = s < S
-            f = tl.load(fin_ptr + s, mask=m, other=0.0)
-            lab = tl.load(lab_ptr + s, mask=m, other=0)
-            e = tl.load(em_b + t * V + lab, mask=m, other=float("-inf"))
-            tl.store(v_b + (t % VT) * S + s, f * tl.exp(e - sh), mask=m)
-            gv = f * tl.load(u_b + t * S + s, mask=m, other=0.0) * inv_c
-            tl.store(g_b + t * S + s, gv, mask=m)
-            accv += gv
-        tl.store(sab_ptr + b * T + t, tl.sum(accv, axis=0))
-        d = tl.load(c_b + t) * 0.0 + 1.0  # d_{L-1} = 1 as an fp32 scalar (loop-carried)
-        tl.debug_barrier()
-        kk = tl.arange(0, KB)
-        oo = tl.arange(0, BO)
-        ii = tl.arange(0, BI)
-        # I is a multiple of 4; written this way the mask is provably constant over groups
-        # of 4, so the weight rows load as 16-byte vectors and the axis-2 sum stays in a warp
-        im = (ii // 4) < (I // 4)
-        om = oo < O
-        for j in range(1, L):
-            t = L - j  # consume frame t, produce frame t - 1
+        pm_b = pm_ptr + b * T * PP
+        pp = tl.arange(0, PP)
+        if HOIST:
+            src, dst, dm, w, lp, lab = _block_tile(src_ptr, dst_ptr, wt_ptr, loop_ptr, lab_ptr,
+                                                   p, S, I, O, BI, BO, KB)
+        for j in range(j_lo, tl.minimum(j_hi, L)):
+            if j > j_lo:
+                step_sync(bar_ptr + b, P * (j - j_lo), SYNC)
+            t = L - j
             tp = t - 1
-            sh = tl.load(sh_b + tp)
-            inv_c = 1.0 / tl.load(c_b + tp)
-            inv = 1.0 / d
+            sh = tl.load(sh_ptr + b * T + tp)
+            inv_c = 1.0 / tl.load(c_ptr + b * T + tp)
+            d = tl.max(tl.load(pm_b + t * PP + pp, mask=pp < P, other=0.0,
+                               cache_modifier=".cg"), axis=0)
+            inv = 1.0 / tl.where(d > 0, d, 1.0)
             vin = v_b + (t % VT) * S
             em_t = em_b + tp * V
             mx2 = tl.zeros([KB, BO], dtype=tl.float32)
             acc2 = tl.zeros([KB, BO], dtype=tl.float32)
-            for grp in range(0, NG):
-                kb = grp * KB + kk
-                src = tl.load(src_ptr + kb[:, None] * I + ii[None, :], mask=im[None, :], other=S)
-                dst = tl.load(dst_ptr + kb[:, None] * O + oo[None, :], mask=om[None, :], other=S)
-                dm = dst < S
-                w = tl.load(wt_ptr + (kb[:, None, None] * O + oo[None, :, None]) * I
-                            + ii[None, None, :],
-                            mask=dm[:, :, None] & im[None, None, :], other=0.0)
-                x = tl.load(vin + src, mask=src < S, other=0.0)
-                xl = tl.load(vin + dst, mask=dm, other=0.0)
-                lp = tl.load(loop_ptr + dst, mask=dm, other=0.0)
-                lab = tl.load(lab_ptr + dst, mask=dm, other=0)
+            for grp in range(p, NG, P):
+                if not HOIST:
+                    src, dst, dm, w, lp, lab = _block_tile(src_ptr, dst_ptr, wt_ptr, loop_ptr,
+                                                           lab_ptr, grp, S, I, O, BI, BO, KB)
+                x = tl.load(vin + src, mask=src < S, other=0.0, cache_modifier=".cg")
+                xl = tl.load(vin + dst, mask=dm, other=0.0, cache_modifier=".cg")
                 e = tl.load(em_t + lab, mask=dm, other=float("-inf"))
                 a = tl.load(u_b + tp * S + dst, mask=dm, other=0.0)
                 nb = (tl.sum(w * x[:, None, :], axis=2) + xl * lp) * inv
@@ -305,10 +297,8 @@ if HAVE_TRITON:
                 tl.store(g_b + tp * S + dst, gv, mask=dm)
                 mx2 = tl.maximum(mx2, nb)
                 acc2 += gv
-            d = tl.max(tl.max(mx2, axis=1), axis=0)
-            d = tl.where(d > 0, d, 1.0)
-            tl.store(sab_ptr + b * T + tp, tl.sum(tl.sum(acc2, axis=1), axis=0))
-            tl.debug_barrier()
+            tl.store(pm_b + tp * PP + p, tl.max(tl.max(mx2, axis=1), axis=0))
+            tl.store(ps_ptr + (b * T + tp) * PP + p, tl.sum(tl.sum(acc2, axis=1), axis=0))
 
 
 # ============================================================================ launch + tuning
@@ -318,23 +308,23 @@ FORCE_CONFIG: Optional[dict] = None  # tests: run exactly this config (skips tun
 TUNE_MIN_WORK = 1 << 17  # B * T * S below this: the default config, no tuning
 
 
-def _launch(kernel, grid: tuple, args: tuple, consts: dict, key: tuple, cands: list[dict],
-            work: int) -> None:
-    """Launch ``kernel``; on CUDA the first large call per ``key`` times every candidate.
+def _launch(run, key: tuple, cands: list[dict], work: int, on_cuda: bool) -> None:
+    """Call ``run(cfg)`` (which launches); on CUDA the first large call per ``key`` times
+    every candidate config and keeps the fastest.
 
-    Candidates differ only in tile/warp options; every run overwrites all the outputs the
-    later code reads, so re-running for timing is harmless. A config that fails to compile
-    or launch (e.g. out of registers) is skipped.
+    Candidates differ only in tile/warp/split options; every run overwrites all the outputs
+    the later code reads, so re-running for timing is harmless. A config that fails to
+    compile or launch (e.g. out of registers) is skipped.
     """
     if FORCE_CONFIG is not None:
-        kernel[grid](*args, **consts, **FORCE_CONFIG)
+        run(FORCE_CONFIG)
         return
-    if _interpreting() or len(cands) == 1 or not args[0].is_cuda or work < TUNE_MIN_WORK:
+    if _interpreting() or len(cands) == 1 or not on_cuda or work < TUNE_MIN_WORK:
         # small work: the first candidate that compiles (remembered), no timing
         start = _DEFAULT.get(key, 0)
         for i in range(start, len(cands)):
             try:
-                kernel[grid](*args, **consts, **cands[i])
+                run(cands[i])
             except Exception:
                 if i == len(cands) - 1:
                     raise
@@ -346,13 +336,13 @@ def _launch(kernel, grid: tuple, args: tuple, consts: dict, key: tuple, cands: l
         times = []
         for cfg in cands:
             try:
-                kernel[grid](*args, **consts, **cfg)  # compile + warm up
+                run(cfg)  # compile + warm up
                 torch.cuda.synchronize()
                 ev = [torch.cuda.Event(enable_timing=True) for _ in range(2)]
                 ms = math.inf
                 for _ in range(3):
                     ev[0].record()
-                    kernel[grid](*args, **consts, **cfg)
+                    run(cfg)
                     ev[1].record()
                     torch.cuda.synchronize()
                     ms = min(ms, ev[0].elapsed_time(ev[1]))
@@ -362,7 +352,7 @@ def _launch(kernel, grid: tuple, args: tuple, consts: dict, key: tuple, cands: l
         if not any(math.isfinite(x) for x in times):
             raise RuntimeError(f"no launch config of {key[0]} works for {key[1:]}")
         best = _BEST[key] = cands[min(range(len(cands)), key=times.__getitem__)]
-    kernel[grid](*args, **consts, **best)
+    run(best)
 
 
 def dense_configs(BS: int) -> list[dict]:
@@ -376,20 +366,25 @@ def dense_configs(BS: int) -> list[dict]:
     return out + [{"num_warps": warps[0], "num_stages": 3}]
 
 
-def block_configs(BI: int, BO: int) -> list[dict]:
-    """Launch options (blocks per step KB, warps) for the block kernels, the default first.
+P_MAX = 32  # most programs per utterance (width of the partial-max arrays)
 
-    More blocks per step = more weight bytes in flight per CTA (the loop is latency-bound on
-    L2 reads); the tile takes KB*BI*BO/(32*num_warps) registers per thread (<= 64 here).
+
+def block_configs(BI: int, BO: int, K: int) -> list[dict]:
+    """Launch options for the block kernels (``K`` blocks of ``BI`` x ``BO``), default first.
+
+    ``KB`` blocks form a group; ``P`` programs share an utterance, each taking every P-th
+    group (``P = 0``: one program per group, whose weights then stay in registers for the
+    whole launch instead of streaming from L2 each frame). More programs per utterance
+    shorten the per-frame chain (it is latency-bound) at the cost of one barrier per frame.
+    A group's tile takes KB*BI*BO/(32*num_warps) registers per thread (<= 64 here).
     """
     if _interpreting():  # fewest interpreted steps: the interpreter's cost is per op
-        return [{"KB": K_ALIGN, "num_warps": 4}]
-    # num_stages=1: plain loads (a pipelined copy of big tiles may not fit shared memory);
-    # the two num_stages=2 variants let Triton's pipeliner prefetch the next group's weights.
-    opts = ((4, 8, 1), (2, 4, 1), (8, 16, 1), (8, 32, 1), (16, 32, 1), (2, 8, 2), (4, 16, 2))
-    out = [{"KB": kb, "num_warps": nw, "num_stages": ns} for kb, nw, ns in opts
-           if kb * BI * BO // (32 * nw) <= 64]
-    return out or [{"KB": 2, "num_warps": 16, "num_stages": 1}]
+        return [{"KB": K_ALIGN, "P": 1, "num_warps": 4}]
+    opts = ((8, 0, 16, 1), (4, 0, 8, 1), (2, 0, 4, 1), (16, 0, 32, 1), (8, 1, 16, 1),
+            (4, 4, 8, 1), (8, 2, 16, 2))
+    out = [{"KB": kb, "P": p, "num_warps": nw, "num_stages": ns} for kb, p, nw, ns in opts
+           if kb * BI * BO // (32 * nw) <= 64 and (p or -(-K // kb)) <= P_MAX]
+    return out or [{"KB": 2, "P": 1, "num_warps": 16, "num_stages": 1}]
 
 
 # ============================================================================ graph packing
@@ -482,6 +477,37 @@ def _block_plan(graph: Graph) -> _BlockPlan:
             p.src, p.dst, p.flat = p.src.to(dev), p.dst.to(dev), p.flat.to(dev)
         graph._cache[key] = _BlockPlan(fwd, bwd)
     return graph._cache[key]
+
+
+def _tile(p: _BlockPack) -> tuple[int, int]:
+    """(BI, BO): the block tile's power-of-two input and output widths."""
+    return _next_pow2(p.I, 4), _next_pow2(p.O, 4)
+
+
+def _block_run(kernel, p: _BlockPack, cfg: dict, head: tuple, dims: tuple, B: int,
+               T: int) -> None:
+    """Launch a block kernel over steps 1 .. T-1 with ``cfg``'s split: grid (P, B).
+
+    On CUDA one launch runs every step, the P programs of an utterance meeting at a barrier
+    between steps. That needs them co-resident: programs start in grid order (p fastest),
+    so at most one utterance is ever partly resident and it completes once earlier ones
+    retire. The interpreter runs programs one after another, so with P > 1 it gets one
+    launch per step (the launch boundary is the barrier).
+    """
+    KB = cfg["KB"]
+    NG = -(-p.K // KB)
+    P = NG if cfg["P"] == 0 else min(cfg["P"], NG)
+    if P > P_MAX:
+        raise ValueError(f"{P} programs per utterance > P_MAX={P_MAX}")
+    BI, BO = _tile(p)
+    consts = dict(I=p.I, O=p.O, BI=BI, BO=BO, KB=KB, P=P, PP=P_MAX, HOIST=P == NG)
+    opts = {k: v for k, v in cfg.items() if k not in ("KB", "P")}
+    steps = [(j, j + 1) for j in range(1, T)] if _interpreting() and P > 1 else [(1, T)]
+    bar = torch.zeros(B, dtype=torch.int32, device=head[0].device)
+    for lo, hi in steps:
+        if hi > lo:
+            kernel[(P, B)](*head, bar, *dims, lo, hi, **consts, SYNC=P > 1 and hi - lo > 1,
+                           **opts)
 
 
 # ============================================================================ public API
@@ -628,23 +654,31 @@ def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
     sh = sh.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     lens = lengths.contiguous()  # int64; the kernels convert on load
     A = torch.empty(B, T, S, dtype=em.dtype, device=dev)
-    c = torch.ones(B, T, dtype=em.dtype, device=dev)
-    total = torch.empty(B, dtype=em.dtype, device=dev)
     work = B * T * S
     if kind == "dense":
+        c = torch.ones(B, T, dtype=em.dtype, device=dev)
+        total = torch.empty(B, dtype=em.dtype, device=dev)
         BS = _next_pow2(S)
-        _launch(_dense_fwd_kernel, (B,),
-                (em, sh, wts.lab, wts.WT, wts.init_w, wts.final_w, lens, A, c, total, wts.cst,
-                 T, V, S),
-                {"BS": BS}, ("dense_fwd", BS), dense_configs(BS), work)
+        args = (em, sh, wts.lab, wts.WT, wts.init_w, wts.final_w, lens, A, c, total, wts.cst,
+                T, V, S)
+        _launch(lambda cfg: _dense_fwd_kernel[(B,)](*args, BS=BS, **cfg), ("dense_fwd", BS),
+                dense_configs(BS), work, em.is_cuda)
     else:
+        # frame 0 and the total here; frames 1.. in the kernel (partial maxima in pm)
         p = _block_plan(graph).fwd
-        BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
-        _launch(_block_fwd_kernel, (B,),
-                (em, sh, wts.lab, p.src, p.dst, wts.wt_fwd, wts.loop_fwd, wts.init_w, wts.final_w,
-                 lens, A, c, total, wts.cst, T, V, S, p.K),
-                {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
-                ("block_fwd", p.I, p.O), block_configs(BI, BO), work)
+        pm = torch.zeros(B, T, P_MAX, dtype=em.dtype, device=dev)
+        A[:, 0] = wts.init_w * torch.exp(em[:, 0].index_select(1, graph.labels) - sh[:, :1])
+        pm[:, 0, 0] = A[:, 0].amax(1)
+        head = (em, sh, wts.lab, p.src, p.dst, wts.wt_fwd, wts.loop_fwd, lens, A, pm)
+        _launch(lambda cfg: _block_run(_block_fwd_kernel, p, cfg, head, (T, V, S, p.K), B, T),
+                ("block_fwd", p.I, p.O), block_configs(*_tile(p), p.K), work, em.is_cuda)
+        c = pm.amax(2)
+        c = torch.where(c > 0, c, torch.ones_like(c))
+        rows, last = torch.arange(B, device=dev), lengths - 1
+        fin = (A[rows, last] * wts.final_w).sum(1) / c[rows, last]
+        valid = torch.arange(T, device=dev).unsqueeze(0) < lengths.unsqueeze(1)
+        logsum = torch.where(valid, sh + torch.log(c), torch.zeros_like(c)).sum(1)
+        total = torch.log(fin) + logsum + wts.cst[0] + last.to(em.dtype) * wts.cst[1]
     return total, TritonContext(kind, graph, wts, em, sh, lens, A, c), \
         TritonTransitions(graph, kind, wts.wmax)
 
@@ -688,26 +722,33 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
         gam = torch.zeros(B, T, S, dtype=em.dtype, device=dev)
         Y = torch.zeros(B, T, S, dtype=em.dtype, device=dev) if need_w else gam
         BS = _next_pow2(S)
-        _launch(_dense_bwd_kernel, (B,),
-                (em, sh, wts.lab, wts.W, wts.final_w, lens, A, c, g, gam, Y, T, V, S),
-                {"BS": BS, "NEED_Y": bool(need_w)}, ("dense_bwd", BS, bool(need_w)),
-                dense_configs(BS), work)
+        args = (em, sh, wts.lab, wts.W, wts.final_w, lens, A, c, g, gam, Y, T, V, S)
+        _launch(lambda cfg: _dense_bwd_kernel[(B,)](*args, BS=BS, NEED_Y=bool(need_w), **cfg),
+                ("dense_bwd", BS, bool(need_w)), dense_configs(BS), work, em.is_cuda)
         first = gam if num_labels is None else _label_sum(gam, ctx.graph.labels, num_labels, None)
         if need_w:
             gam0, gam_last = gam[:, 0], gam[rows, lengths - 1]
             X = torch.where(valid, A, zero)
     else:
+        # frame L-1 here; frames L-2 .. 0 in the kernel (partial max / sum in pm / ps)
         p = _block_plan(ctx.graph).bwd
         VT = T if need_w else 2
         Vb = torch.empty(B, VT, S, dtype=em.dtype, device=dev)
-        G = torch.empty(B, T, S, dtype=em.dtype, device=dev)
-        sab = torch.ones(B, T, dtype=em.dtype, device=dev)
-        BI, BO = _next_pow2(p.I, 4), _next_pow2(p.O, 4)
-        _launch(_block_bwd_kernel, (B,),
-                (em, sh, wts.lab, p.src, p.dst, wts.wt_bwd, wts.loop_bwd, wts.final_w, lens, A, c,
-                 Vb, G, sab, T, V, S, p.K, VT),
-                {"I": p.I, "O": p.O, "BI": BI, "BO": BO, "BSS": 1024},
-                ("block_bwd", p.I, p.O), block_configs(BI, BO), work)
+        G = torch.zeros(B, T, S, dtype=em.dtype, device=dev)
+        pm = torch.zeros(B, T, P_MAX, dtype=em.dtype, device=dev)
+        ps = torch.zeros(B, T, P_MAX, dtype=em.dtype, device=dev)
+        r, last = torch.arange(B, device=dev), lengths - 1
+        e_last = em[r, last].index_select(1, ctx.graph.labels)
+        Vb[r, last % VT] = wts.final_w * torch.exp(e_last - sh[r, last].unsqueeze(1))
+        G[r, last] = wts.final_w * A[r, last] / c[r, last].unsqueeze(1)
+        pm[r, last, 0] = 1.0
+        ps[r, last, 0] = G[r, last].sum(1)
+        head = (em, sh, wts.lab, p.src, p.dst, wts.wt_bwd, wts.loop_bwd, lens, A, c, Vb, G, pm,
+                ps)
+        _launch(lambda cfg: _block_run(_block_bwd_kernel, p, cfg, head, (T, V, S, p.K, VT), B,
+                                       T),
+                ("block_bwd", p.I, p.O), block_configs(*_tile(p), p.K), work, em.is_cuda)
+        sab = ps.sum(2)
         ok = valid.squeeze(-1) & (sab > 0)
         scale = torch.where(ok, g.unsqueeze(1) / torch.where(ok, sab, torch.ones_like(sab)),
                             torch.zeros_like(sab))  # gamma = G * scale (G is 0 past a length)

@@ -109,6 +109,8 @@ def _next_pow2(n: int, lo: int = 1) -> int:
 
 # ============================================================================ kernels
 if HAVE_TRITON:
+    from uasr.graph import triton_kernels as tk  # step_sync (barrier between steps)
+
     NEG = tl.constexpr(float("-inf"))
     NEGK = tl.constexpr(-2139095041)  # _orderable(-inf)
 
@@ -119,26 +121,23 @@ if HAVE_TRITON:
         return tl.where(i >= 0, i, i ^ 0x7FFFFFFF)
 
     @triton.jit
-    def _scores_fast(pa, pl, odst_ptr, ow_ptr, olab_ptr, em_t, sum_b, cd_b, cs_b, flag_t, S, NC,
-                     U, low_all, D: tl.constexpr, CH: tl.constexpr):
-        """One shift ``U`` for every successor: an upper bound of every candidate score
-        ``z = la + w + e`` (the emission is the successor's, so it can be added before
-        recombining): ``SUM[dst] += exp(z - U)`` in the same pass that forms the candidates,
-        then ``score = U + log(SUM)``; ``atomic_xchg(SUM, 0)`` both reads the sum and resets
-        it, and exactly one candidate per successor gets it (the others read 0): the
-        representative (a plain ``REP[dst] = c`` store + load instead, as in the exact path,
-        measured 7-20% slower on an H100). ``*flag_t`` is set when some ``z < U - low_all``
-        (its ``exp`` may underflow); the caller then checks that every kept score is far
-        enough above."""
+    def _accumulate(pa, pl, odst_ptr, ow_ptr, olab_ptr, em_t, sum_b, cd_b, flag_t, S, c_lo, c_hi,
+                    U, low_all, D: tl.constexpr, CH: tl.constexpr):
+        """Fast path, first half, for candidates ``c_lo <= c < c_hi``: one shift ``U`` for
+        every successor, an upper bound of every candidate score ``z = la + w + e`` (the
+        emission is the successor's, so it can be added before recombining):
+        ``SUM[dst] += exp(z - U)`` in the same pass that forms the candidates. ``*flag_t`` is
+        set when some ``z < U - low_all`` (its ``exp`` may underflow); the caller then checks
+        that every kept score is far enough above."""
         cc = tl.arange(0, CH)
-        for c0 in range(0, NC, CH):
+        for c0 in range(c_lo, c_hi, CH):
             c = c0 + cc
-            cm = c < NC
+            cm = c < c_hi
             slot = c // D
             j = c - slot * D
-            s = tl.load(pa + slot, mask=cm, other=0).to(tl.int32)
+            s = tl.load(pa + slot, mask=cm, other=0, cache_modifier=".cg").to(tl.int32)
             s = tl.where(cm, s, S)
-            lp = tl.load(pl + slot, mask=cm, other=NEG)
+            lp = tl.load(pl + slot, mask=cm, other=NEG, cache_modifier=".cg")
             off = s * D + j
             d = tl.load(odst_ptr + off, mask=cm, other=0)
             w = tl.load(ow_ptr + off, mask=cm, other=NEG)
@@ -149,10 +148,18 @@ if HAVE_TRITON:
             tl.store(cd_b + c, tl.where(ok, d, S), mask=cm)
             tl.atomic_add(sum_b + d, tl.exp(z - U), mask=ok, sem="relaxed")
             tl.store(flag_t + cc * 0, tl.full([CH], 1, tl.int32), mask=ok & (z < U - low_all))
-        tl.debug_barrier()
-        for c0 in range(0, NC, CH):
+
+    @triton.jit
+    def _take_sums(sum_b, cd_b, cs_b, S, c_lo, c_hi, U, CH: tl.constexpr):
+        """Fast path, second half (after every ``_accumulate`` of the frame): ``score = U +
+        log(SUM)``; ``atomic_xchg(SUM, 0)`` both reads the sum and resets it, and exactly one
+        candidate per successor gets it (the others read 0): the representative (a plain
+        ``REP[dst] = c`` store + load instead, as in the exact path, measured 7-20% slower on
+        an H100)."""
+        cc = tl.arange(0, CH)
+        for c0 in range(c_lo, c_hi, CH):
             c = c0 + cc
-            cm = c < NC
+            cm = c < c_hi
             d = tl.load(cd_b + c, mask=cm, other=0)
             ok = cm & (d < S)
             # (int32 view: the interpreter has no float xchg; 0.0 and 0 have the same bits)
@@ -160,7 +167,6 @@ if HAVE_TRITON:
                                tl.zeros([CH], dtype=tl.int32), mask=ok, sem="relaxed")
             v = v.to(tl.float32, bitcast=True)
             tl.store(cs_b + c, tl.where(ok & (v > 0.0), U + tl.log(v), NEG), mask=cm)
-        tl.debug_barrier()
 
     @triton.jit
     def _scores_exact(pa, pl, odst_ptr, ow_ptr, lab_ptr, em_t, m_b, sum_b, rep_b, cd_b, cs_b,
@@ -236,7 +242,7 @@ if HAVE_TRITON:
         cc = tl.arange(0, CH)
         ii = tl.arange(0, KP)
         im = ii < K
-        x = tl.load(cs_b + nn, mask=nn < NC, other=NEG)
+        x = tl.load(cs_b + nn, mask=nn < NC, other=NEG, cache_modifier=".cg")
         fin = x > NEG
         key = tl.where(fin, _orderable(x), NEGK)
         # one reduction for the count of finite scores, the largest and the smallest key
@@ -290,7 +296,7 @@ if HAVE_TRITON:
         for c0 in range(0, NC, CH):
             c = c0 + cc
             cm = c < NC
-            xc = tl.load(cs_b + c, mask=cm, other=NEG)
+            xc = tl.load(cs_b + c, mask=cm, other=NEG, cache_modifier=".cg")
             fc = xc > NEG
             kc = tl.where(fc, _orderable(xc), NEGK)
             gt = kc > thr
@@ -301,7 +307,7 @@ if HAVE_TRITON:
             r_eq = n_eq + (rank >> 16)
             sel = gt | (eq & (r_eq <= need))
             pos = tl.where(gt, r_gt - 1, cnt_gt + r_eq - 1)
-            d = tl.load(cd_b + c, mask=sel, other=0)
+            d = tl.load(cd_b + c, mask=sel, other=0, cache_modifier=".cg")
             lab = tl.load(lab_ptr + d, mask=sel, other=0)
             e = tl.load(em_t + lab, mask=sel, other=0.0)
             tl.store(act_t + pos, d.to(tl.int64), mask=sel)
@@ -321,12 +327,20 @@ if HAVE_TRITON:
     @triton.jit
     def _pruned_fwd_kernel(em_ptr, lab_ptr, odst_ptr, ow_ptr, olab_ptr, fin_ptr, len_ptr,
                            act_ptr, la_ptr, ek_ptr, m_ptr, sum_ptr, rep_ptr, cd_ptr, cs_ptr,
-                           flag_ptr, tot_ptr, st_ptr, T, V, S, K, wmax, low_all, low_kept,
-                           D: tl.constexpr, KP: tl.constexpr, NP: tl.constexpr,
-                           CH: tl.constexpr, VP: tl.constexpr, FUSED: tl.constexpr):
-        b = tl.program_id(0).to(tl.int64)
+                           flag_ptr, mx_ptr, tot_ptr, st_ptr, bar_ptr, T, V, S, K, wmax,
+                           low_all, low_kept, D: tl.constexpr, KP: tl.constexpr,
+                           NP: tl.constexpr, CH: tl.constexpr, VP: tl.constexpr,
+                           FUSED: tl.constexpr, P: tl.constexpr, SYNC: tl.constexpr):
+        # Program (p, b): P programs share utterance b. Each forms and accumulates its share
+        # of the candidates; program 0 alone selects the top k (and redoes a frame exactly
+        # when needed); three barriers per frame.
+        p = tl.program_id(0)
+        b = tl.program_id(1).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
         NC = K * D  # candidates per frame
+        NCP = (NC + P - 1) // P
+        c_lo = p * NCP
+        c_hi = tl.minimum(NC, c_lo + NCP)
         S1 = S + 1
         em_b = em_ptr + b * T * V
         act_b = act_ptr + b * T * K
@@ -338,6 +352,7 @@ if HAVE_TRITON:
         cd_b = cd_ptr + b * NP
         cs_b = cs_ptr + b * NP
         flag_b = flag_ptr + b * T
+        bar_b = bar_ptr + b
         ii = tl.arange(0, KP)
         im = ii < K
         vv = tl.arange(0, VP)
@@ -355,61 +370,79 @@ if HAVE_TRITON:
             em_t = em_b + t * V
             # U >= every candidate score: best kept score + best arc weight + best emission
             U = mx + wmax + tl.max(tl.load(em_t + vv, mask=vv < V, other=NEG), axis=0)
-            _scores_fast(pa, pl, odst_ptr, ow_ptr, olab_ptr, em_t, sum_b, cd_b, cs_b,
-                         flag_b + t, S, NC, U, low_all, D, CH)
-            low_z = tl.load(flag_b + t, cache_modifier=".cg")
-            nsel, low, mx, st = _select(cs_b, cd_b, lab_ptr, em_t, act_b + t * K, la_b + t * K,
-                                        ek_b + t * K, S, K, NC, spread, KP, NP, CH, FUSED)
-            steps += st
-            # exact to rounding when no exp underflowed (flag: some z < U - 80), or when every
-            # kept score is >= U - 60 (what underflows, z < U - 87, is < e^-27 of any of them)
-            exact = (low_z == 0) | ((nsel == K) & (low >= U - low_kept))
-            if not exact:  # wide beam: redo the frame with a max per successor
-                tl.debug_barrier()
-                _scores_exact(pa, pl, odst_ptr, ow_ptr, lab_ptr, em_t, m_b, sum_b, rep_b, cd_b,
-                              cs_b, S, NC, D, CH)
-                nsel, low, mx, st = _select(cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
-                                            la_b + t * K, ek_b + t * K, S, K, NC, spread, KP,
-                                            NP, CH, FUSED)
+            _accumulate(pa, pl, odst_ptr, ow_ptr, olab_ptr, em_t, sum_b, cd_b, flag_b + t, S,
+                        c_lo, c_hi, U, low_all, D, CH)
+            tk.step_sync(bar_b, P * (3 * t - 2), SYNC)
+            _take_sums(sum_b, cd_b, cs_b, S, c_lo, c_hi, U, CH)
+            tk.step_sync(bar_b, P * (3 * t - 1), SYNC)
+            if p == 0:
+                low_z = tl.load(flag_b + t, cache_modifier=".cg")
+                nsel, low, mxt, st = _select(cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
+                                             la_b + t * K, ek_b + t * K, S, K, NC, spread, KP,
+                                             NP, CH, FUSED)
                 steps += st
-                redo += 1
-            spread = tl.where(nsel > 0, mx - low, 0.0)
-            tl.debug_barrier()  # frame t's slots must be visible before frame t+1 reads them
-        # ---- total over the last frame; frames >= L repeat frame L-1
-        last = (L - 1) * K
-        a = tl.load(act_b + last + ii, mask=im, other=0)
-        a = tl.where(im, a, S)
-        lv = tl.load(la_b + last + ii, mask=im, other=NEG)
-        ev = tl.load(ek_b + last + ii, mask=im, other=0.0)
-        v = lv + tl.load(fin_ptr + a)
-        mv = tl.max(v, axis=0)
-        mvs = tl.where(mv > NEG, mv, 0.0)
-        tl.store(tot_ptr + b, mvs + tl.log(tl.sum(tl.exp(v - mvs), axis=0)))
-        tl.store(st_ptr + 2 * b, steps)
-        tl.store(st_ptr + 2 * b + 1, redo)
-        for t in range(L, T):
-            tl.store(act_b + t * K + ii, a, mask=im)
-            tl.store(la_b + t * K + ii, lv, mask=im)
-            tl.store(ek_b + t * K + ii, ev, mask=im)
+                # exact to rounding when no exp underflowed (flag: some z < U - 80), or when
+                # every kept score is >= U - 60 (what underflows, z < U - 87, is < e^-27 of
+                # any of them)
+                exact = (low_z == 0) | ((nsel == K) & (low >= U - low_kept))
+                if not exact:  # wide beam: redo the frame with a max per successor
+                    tl.debug_barrier()
+                    _scores_exact(pa, pl, odst_ptr, ow_ptr, lab_ptr, em_t, m_b, sum_b, rep_b,
+                                  cd_b, cs_b, S, NC, D, CH)
+                    nsel, low, mxt, st = _select(cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
+                                                 la_b + t * K, ek_b + t * K, S, K, NC, spread,
+                                                 KP, NP, CH, FUSED)
+                    steps += st
+                    redo += 1
+                spread = tl.where(nsel > 0, mxt - low, 0.0)
+                tl.store(mx_ptr + b * T + t, mxt)
+            # frame t's slots and best score must be visible before frame t+1 reads them
+            tk.step_sync(bar_b, P * (3 * t), SYNC)
+            mx = tl.load(mx_ptr + b * T + t, cache_modifier=".cg")
+        if p == 0:
+            # ---- total over the last frame; frames >= L repeat frame L-1
+            last = (L - 1) * K
+            a = tl.load(act_b + last + ii, mask=im, other=0, cache_modifier=".cg")
+            a = tl.where(im, a, S)
+            lv = tl.load(la_b + last + ii, mask=im, other=NEG, cache_modifier=".cg")
+            ev = tl.load(ek_b + last + ii, mask=im, other=0.0, cache_modifier=".cg")
+            v = lv + tl.load(fin_ptr + a)
+            mv = tl.max(v, axis=0)
+            mvs = tl.where(mv > NEG, mv, 0.0)
+            tl.store(tot_ptr + b, mvs + tl.log(tl.sum(tl.exp(v - mvs), axis=0)))
+            tl.store(st_ptr + 2 * b, steps)
+            tl.store(st_ptr + 2 * b + 1, redo)
+            for t in range(L, T):
+                tl.store(act_b + t * K + ii, a, mask=im)
+                tl.store(la_b + t * K + ii, lv, mask=im)
+                tl.store(ek_b + t * K + ii, ev, mask=im)
 
     @triton.jit
     def _pruned_bwd_kernel(act_ptr, la_ptr, ek_ptr, odst_ptr, ow_ptr, fin_ptr, len_ptr, z_ptr,
-                           g_ptr, post_ptr, buf_ptr, beta_ptr, T, S, K,
+                           g_ptr, post_ptr, buf_ptr, beta_ptr, bar_ptr, T, S, K,
                            D: tl.constexpr, DP: tl.constexpr, KP: tl.constexpr,
-                           KC: tl.constexpr):
-        b = tl.program_id(0).to(tl.int64)
+                           KC: tl.constexpr, P: tl.constexpr, SYNC: tl.constexpr):
+        # Program (p, b) owns the kept slots [r_lo, r_hi) of every frame of utterance b: it
+        # scatters their beta + Ek, meets the other programs (one barrier per frame), pulls
+        # beta for its slots of the frame before. BUF is double-buffered by frame parity, so
+        # a frame's scatter never overwrites entries that a slower program still pulls.
+        p = tl.program_id(0)
+        b = tl.program_id(1).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
         Z = tl.load(z_ptr + b)
         g = tl.load(g_ptr + b)
         S1 = S + 1
+        KPP = (K + P - 1) // P
+        r_lo = p * KPP
+        r_hi = tl.minimum(K, r_lo + KPP)
         act_b = act_ptr + b * T * K
         la_b = la_ptr + b * T * K
         ek_b = ek_ptr + b * T * K
         post_b = post_ptr + b * T * K
-        buf_b = buf_ptr + b * S1
+        buf_b = buf_ptr + b * 2 * S1
         beta_b = beta_ptr + b * KP
         ii = tl.arange(0, KP)
-        im = ii < K
+        im = (ii >= r_lo) & (ii < r_hi)
         rr = tl.arange(0, KC)
         jj = tl.arange(0, DP)
         jm = jj < D
@@ -418,6 +451,7 @@ if HAVE_TRITON:
         beta = tl.load(fin_ptr + a)  # final, -inf at the dummy state S
         for i in range(0, L - 1):
             t = L - 1 - i
+            bt = buf_b + (t % 2) * S1
             a = tl.load(act_b + t * K + ii, mask=im, other=0)
             a = tl.where(im, a, S)
             lv = tl.load(la_b + t * K + ii, mask=im, other=NEG)
@@ -426,13 +460,13 @@ if HAVE_TRITON:
             # BUF[state] = (t << 32) | bits(beta + Ek): one 8-byte word, tagged with the frame
             # (entries of other frames are ignored, so nothing is ever reset)
             bits = (beta + ev).to(tl.int32, bitcast=True).to(tl.uint32).to(tl.int64)
-            tl.store(buf_b + a, (tl.zeros([KP], dtype=tl.int64) + t) * 4294967296 + bits,
+            tl.store(bt + a, (tl.zeros([KP], dtype=tl.int64) + t) * 4294967296 + bits,
                      mask=im & (a < S))
-            tl.debug_barrier()
+            tk.step_sync(bar_ptr + b, P * (i + 1), SYNC)
             pa = act_b + (t - 1) * K
-            for r0 in range(0, K, KC):
+            for r0 in range(r_lo, r_hi, KC):
                 rows = r0 + rr
-                rm = rows < K
+                rm = rows < r_hi
                 s = tl.load(pa + rows, mask=rm, other=0).to(tl.int32)
                 s = tl.where(rm, s, S)
                 m2 = rm[:, None] & jm[None, :]
@@ -440,9 +474,9 @@ if HAVE_TRITON:
                 d = tl.load(odst_ptr + off, mask=m2, other=0)
                 w = tl.load(ow_ptr + off, mask=m2, other=NEG)
                 dm = m2 & (d < S)
-                p = tl.load(buf_b + d, mask=dm, other=-1, cache_modifier=".cg")
-                tg = (p >> 32).to(tl.int32)
-                bv = p.to(tl.int32).to(tl.float32, bitcast=True)
+                pv = tl.load(bt + d, mask=dm, other=-1, cache_modifier=".cg")
+                tg = (pv >> 32).to(tl.int32)
+                bv = pv.to(tl.int32).to(tl.float32, bitcast=True)
                 x = tl.where(dm & (tg == t), w + bv, NEG)
                 mx = tl.max(x, axis=1)
                 mxs = tl.where(mx > NEG, mx, 0.0)
@@ -513,43 +547,60 @@ def maybe_backward(ctx: PrunedContext, total: Tensor, g: Tensor, lengths: Tensor
 
 
 # ============================================================================ launch
+def _unique(cfgs: list[dict]) -> list[dict]:
+    out = []
+    for c in cfgs:
+        if c not in out:
+            out.append(c)
+    return out
+
+
 def fwd_configs(NP: int) -> list[dict]:
-    """Launch options (candidate chunk ``CH``, warps) of the forward, the default first.
-    The top-k tile holds NP / (32 * num_warps) keys per thread: keep that <= 32."""
+    """Launch options of the forward, the default first: candidate chunk ``CH``, warps, and
+    ``P`` programs per utterance (each forms and accumulates 1/P of the candidates; program
+    0 selects). The top-k tile holds NP / (32 * num_warps) keys per thread: keep that <= 32.
+    """
     if _interpreting():  # the interpreter's cost is per op: few, large chunks
-        return [{"CH": min(NP, 4096), "num_warps": 4}]
-    opts = ((4096, 32), (4096, 16), (2048, 16), (8192, 32), (2048, 8), (1024, 8), (1024, 4))
-    out = [{"CH": min(ch, NP), "num_warps": nw, "num_stages": 1} for ch, nw in opts
+        return [{"CH": min(NP, 4096), "num_warps": 4, "P": 1}]
+    opts = ((4096, 32, 1), (4096, 16, 1), (2048, 16, 1), (4096, 32, 2), (4096, 32, 4),
+            (2048, 32, 4), (2048, 16, 4))
+    out = [{"CH": min(ch, NP), "num_warps": nw, "num_stages": 1, "P": p} for ch, nw, p in opts
            if NP // (32 * nw) <= 32]
-    seen, uniq = set(), []
-    for o in out:
-        key = tuple(sorted(o.items()))
-        if key not in seen:
-            seen.add(key)
-            uniq.append(o)
-    return uniq or [{"CH": min(2048, NP), "num_warps": 32, "num_stages": 1}]
+    return _unique(out) or [{"CH": min(2048, NP), "num_warps": 32, "num_stages": 1, "P": 1}]
 
 
 def bwd_configs(KP: int, DP: int) -> list[dict]:
-    """Launch options (slots per chunk ``KC``, warps) of the backward, the default first."""
+    """Launch options of the backward, the default first: slots per chunk ``KC``, warps, and
+    ``P`` programs per utterance (each owns 1/P of the kept slots of every frame)."""
     if _interpreting():
-        return [{"KC": max(1, min(KP, 4096 // DP)), "num_warps": 4}]
+        return [{"KC": max(1, min(KP, 4096 // DP)), "num_warps": 4, "P": 1}]
     out = []
-    for tile, nw in ((4096, 8), (4096, 16), (2048, 8), (2048, 4), (8192, 16)):
-        kc = max(1, min(KP, tile // DP))
+    for tile, nw, p in ((4096, 8, 1), (4096, 16, 1), (2048, 8, 1), (2048, 4, 1), (4096, 8, 2),
+                        (4096, 8, 4), (2048, 4, 4), (2048, 4, 8)):
+        kc = max(1, min(KP // p, tile // DP))
         if kc * DP // (32 * nw) <= 64:
-            cfg = {"KC": kc, "num_warps": nw, "num_stages": 1}
-            if cfg not in out:
-                out.append(cfg)
-    return out or [{"KC": 1, "num_warps": 16, "num_stages": 1}]
+            out.append({"KC": kc, "num_warps": nw, "num_stages": 1, "P": p})
+    return _unique(out) or [{"KC": 1, "num_warps": 16, "num_stages": 1, "P": 1}]
 
 
-def _run(kernel, grid, args, consts, key, cands, force, work) -> None:
+def _run(kernel, B: int, args: tuple, consts: dict, key: tuple, cands: list[dict],
+         force: Optional[dict], work: int) -> None:
+    """Launch on grid (P, B), ``P`` = the config's programs per utterance (default 1; > 1
+    only compiled: the interpreter runs programs one after another, so a barrier between
+    them would never open). Each launch gets fresh barrier counters."""
     from uasr.graph import triton_kernels as tk  # the shared launcher: tuning on CUDA
+
+    def launch(cfg: dict) -> None:
+        P = cfg.get("P", 1)
+        if P > 1 and _interpreting():
+            raise ValueError("P > 1 programs per utterance needs a compiled kernel")
+        bar = torch.zeros(B, dtype=torch.int32, device=args[0].device)
+        kernel[(P, B)](*args, bar_ptr=bar, **consts, **{**cfg, "P": P}, SYNC=P > 1)
+
     if force is not None:
-        kernel[grid](*args, **consts, **force)
+        launch(force)
         return
-    tk._launch(kernel, grid, args, consts, key, cands, work)
+    tk._launch(launch, key, cands, work, args[0].is_cuda)
 
 
 class _Tables:
@@ -627,14 +678,17 @@ def pruned_forward_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: i
     cd = torch.empty(B, NP, dtype=torch.int32, device=dev)
     cs = torch.empty(B, NP, dtype=torch.float32, device=dev)
     flag = torch.zeros(B, T, dtype=torch.int32, device=dev)
+    mxs = torch.empty(B, T, dtype=torch.float32, device=dev)  # best kept score per frame
     total = torch.empty(B, dtype=torch.float32, device=dev)
     stats = torch.zeros(B, 2, dtype=torch.int32, device=dev)
     lens = lengths.to(device=dev, dtype=torch.int64).contiguous()
     fused = (not _interpreting()) if FUSED_REDUCE is None else FUSED_REDUCE
-    _run(_pruned_fwd_kernel, (B,),
+    _run(_pruned_fwd_kernel, B,
          (em, tb.lab, tb.odst, ow, tb.olab, final, lens, act, la, Ek, m, ssum, rep, cd, cs, flag,
-          total, stats, T, V, S, k, wmax, float(FAST_LOW[0]), float(FAST_LOW[1])),
-         {"D": D, "KP": KP, "NP": NP, "VP": _next_pow2(V, 16), "FUSED": fused},
+          mxs, total, stats),
+         {"T": T, "V": V, "S": S, "K": k, "wmax": wmax, "low_all": float(FAST_LOW[0]),
+          "low_kept": float(FAST_LOW[1]), "D": D, "KP": KP, "NP": NP, "VP": _next_pow2(V, 16),
+          "FUSED": fused},
          ("pruned_fwd", D, NP, fused), fwd_configs(NP), FORCE_FWD, B * T * NC)
     STATS["steps"], STATS["redone"] = stats[:, 0], stats[:, 1]
     return total, PrunedContext(act, la, Ek)
@@ -658,14 +712,15 @@ def pruned_backward_triton(ctx: PrunedContext, total: Tensor, g: Tensor, lengths
                        graph.final.new_full((1,), NEG_INF).to(torch.float32)]).contiguous()
     ow, wmax = _out_weights(graph)
     post = torch.zeros(B, T, k, dtype=torch.float32, device=dev)
-    buf = torch.full((B, S + 1), -1, dtype=torch.int64, device=dev)  # tag -1: no frame
+    buf = torch.full((B, 2, S + 1), -1, dtype=torch.int64, device=dev)  # tag -1: no frame
     beta = torch.empty(B, KP, dtype=torch.float32, device=dev)
     lens = lengths.to(device=dev, dtype=torch.int64).contiguous()
     Z = total.to(torch.float32).contiguous()
     gg = g.to(torch.float32).contiguous()
-    _run(_pruned_bwd_kernel, (B,),
-         (act, la, Ek, tb.odst, ow, final, lens, Z, gg, post, buf, beta, T, S, k),
-         {"D": D, "DP": DP, "KP": KP}, ("pruned_bwd", D, KP), bwd_configs(KP, DP), FORCE_BWD,
+    _run(_pruned_bwd_kernel, B,
+         (act, la, Ek, tb.odst, ow, final, lens, Z, gg, post, buf, beta),
+         {"T": T, "S": S, "K": k, "D": D, "DP": DP, "KP": KP}, ("pruned_bwd", D, KP),
+         bwd_configs(KP, DP), FORCE_BWD,
          B * T * k * D)
     lab = tb.lab.to(torch.int64)[act]  # [B, T, k]; the dummy state S has label 0, post 0
     return torch.zeros(B, T, V, dtype=torch.float32, device=dev).scatter_add_(2, lab, post)
