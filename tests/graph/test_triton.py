@@ -110,6 +110,23 @@ def test_block_splits_and_ring_buffer(monkeypatch, cfg, graph_grad):
              force_block=True, monkeypatch=monkeypatch, graph_grad=graph_grad)
 
 
+def test_tuning_runs_leave_no_trace(monkeypatch):
+    """Tuning runs every candidate split in the same call before the chosen one: partial
+    maxima / sums that an earlier candidate wrote (more programs) must not leak into the
+    result. The CUDA tuner is emulated: every config in turn, the last one kept."""
+    cfgs = [{"KB": 1, "P": 0, "num_warps": 4}, {"KB": 2, "P": 2, "num_warps": 4},
+            {"KB": 4, "P": 1, "num_warps": 4}]
+
+    def tune_all(run, key, cands, work, on_cuda):
+        for cfg in cfgs:
+            out = run(cfg)
+        return out
+
+    monkeypatch.setattr(tk, "_launch", tune_all)
+    _compare(ngram_loop_graph(3, num_phones=5), "block", T=5, V=6, seed=21, force_block=True,
+             monkeypatch=monkeypatch)
+
+
 def test_dense_without_graph_grad():
     _compare(ngram_loop_graph(2, num_phones=5), "dense", T=6, seed=13, graph_grad=False)
 

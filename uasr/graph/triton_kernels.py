@@ -308,29 +308,28 @@ FORCE_CONFIG: Optional[dict] = None  # tests: run exactly this config (skips tun
 TUNE_MIN_WORK = 1 << 17  # B * T * S below this: the default config, no tuning
 
 
-def _launch(run, key: tuple, cands: list[dict], work: int, on_cuda: bool) -> None:
-    """Call ``run(cfg)`` (which launches); on CUDA the first large call per ``key`` times
-    every candidate config and keeps the fastest.
+def _launch(run, key: tuple, cands: list[dict], work: int, on_cuda: bool):
+    """Call ``run(cfg)`` (which launches) and return what the last call returned; on CUDA
+    the first large call per ``key`` times every candidate config and keeps the fastest.
 
     Candidates differ only in tile/warp/split options; every run overwrites all the outputs
     the later code reads, so re-running for timing is harmless. A config that fails to
     compile or launch (e.g. out of registers) is skipped.
     """
     if FORCE_CONFIG is not None:
-        run(FORCE_CONFIG)
-        return
+        return run(FORCE_CONFIG)
     if _interpreting() or len(cands) == 1 or not on_cuda or work < TUNE_MIN_WORK:
         # small work: the first candidate that compiles (remembered), no timing
         start = _DEFAULT.get(key, 0)
         for i in range(start, len(cands)):
             try:
-                run(cands[i])
+                out = run(cands[i])
             except Exception:
                 if i == len(cands) - 1:
                     raise
                 continue
             _DEFAULT[key] = i
-            return
+            return out
     best = _BEST.get(key)
     if best is None:
         times = []
@@ -352,7 +351,13 @@ def _launch(run, key: tuple, cands: list[dict], work: int, on_cuda: bool) -> Non
         if not any(math.isfinite(x) for x in times):
             raise RuntimeError(f"no launch config of {key[0]} works for {key[1:]}")
         best = _BEST[key] = cands[min(range(len(cands)), key=times.__getitem__)]
-    run(best)
+    return run(best)
+
+
+def batch_bucket(B: int) -> int:
+    """Tuning keys include the batch size rounded up to a power of two: how many programs
+    per utterance pay off depends on how many SMs the batch alone would fill."""
+    return _next_pow2(B, 1)
 
 
 def dense_configs(BS: int) -> list[dict]:
@@ -492,7 +497,8 @@ def _block_run(kernel, p: _BlockPack, cfg: dict, head: tuple, dims: tuple, B: in
     between steps. That needs them co-resident: programs start in grid order (p fastest),
     so at most one utterance is ever partly resident and it completes once earlier ones
     retire. The interpreter runs programs one after another, so with P > 1 it gets one
-    launch per step (the launch boundary is the barrier).
+    launch per step (the launch boundary is the barrier). Returns P: columns ``>= P`` of the
+    partial max / sum arrays are not this launch's (tuning runs other splits first).
     """
     KB = cfg["KB"]
     NG = -(-p.K // KB)
@@ -508,6 +514,7 @@ def _block_run(kernel, p: _BlockPack, cfg: dict, head: tuple, dims: tuple, B: in
         if hi > lo:
             kernel[(P, B)](*head, bar, *dims, lo, hi, **consts, SYNC=P > 1 and hi - lo > 1,
                            **opts)
+    return P
 
 
 # ============================================================================ public API
@@ -670,9 +677,11 @@ def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
         A[:, 0] = wts.init_w * torch.exp(em[:, 0].index_select(1, graph.labels) - sh[:, :1])
         pm[:, 0, 0] = A[:, 0].amax(1)
         head = (em, sh, wts.lab, p.src, p.dst, wts.wt_fwd, wts.loop_fwd, lens, A, pm)
-        _launch(lambda cfg: _block_run(_block_fwd_kernel, p, cfg, head, (T, V, S, p.K), B, T),
-                ("block_fwd", p.I, p.O), block_configs(*_tile(p), p.K), work, em.is_cuda)
-        c = pm.amax(2)
+        P = _launch(lambda cfg: _block_run(_block_fwd_kernel, p, cfg, head, (T, V, S, p.K), B,
+                                           T),
+                    ("block_fwd", p.I, p.O, batch_bucket(B)), block_configs(*_tile(p), p.K),
+                    work, em.is_cuda)
+        c = pm[:, :, :P].amax(2)
         c = torch.where(c > 0, c, torch.ones_like(c))
         rows, last = torch.arange(B, device=dev), lengths - 1
         fin = (A[rows, last] * wts.final_w).sum(1) / c[rows, last]
@@ -745,10 +754,11 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
         ps[r, last, 0] = G[r, last].sum(1)
         head = (em, sh, wts.lab, p.src, p.dst, wts.wt_bwd, wts.loop_bwd, lens, A, c, Vb, G, pm,
                 ps)
-        _launch(lambda cfg: _block_run(_block_bwd_kernel, p, cfg, head, (T, V, S, p.K, VT), B,
-                                       T),
-                ("block_bwd", p.I, p.O), block_configs(*_tile(p), p.K), work, em.is_cuda)
-        sab = ps.sum(2)
+        P = _launch(lambda cfg: _block_run(_block_bwd_kernel, p, cfg, head, (T, V, S, p.K, VT),
+                                           B, T),
+                    ("block_bwd", p.I, p.O, batch_bucket(B)), block_configs(*_tile(p), p.K),
+                    work, em.is_cuda)
+        sab = ps[:, :, :P].sum(2)
         ok = valid.squeeze(-1) & (sab > 0)
         scale = torch.where(ok, g.unsqueeze(1) / torch.where(ok, sab, torch.ones_like(sab)),
                             torch.zeros_like(sab))  # gamma = G * scale (G is 0 past a length)

@@ -19,14 +19,15 @@ A. (fast path) ``z = la[slot] + w + emission[t, lab[dst]]`` (the emission belong
    scratch of size ``S+1`` kept at 0 between frames.
 B. ``v = atomic_xchg(SUM[dst], 0)``: exactly one candidate per successor gets the sum (the
    representative; the others read 0) and the scratch is reset; ``score = U + log(v)``.
-C. Top-k of the ``k*D`` scores without sorting (:func:`_select`): order-preserving int32 keys;
-   the k-th largest key is searched with three probes per step (one multi-operand CTA
+C. Top-k of the ``k*D`` scores without sorting (:func:`_search`): order-preserving int32
+   keys; the k-th largest key is searched with three probes per step (one multi-operand CTA
    reduction), starting from a guess (the previous frame's spread of kept scores below the
    new best) and stopping as soon as a probe leaves exactly ``k`` keys above it. States
    strictly above the threshold are kept, then the first (by candidate index) of those equal
-   to it: the same set as ``torch.topk`` up to ties. One prefix sum per chunk compacts them
-   into slots ``0..n-1`` of frame ``t`` (``act`` = state, ``la`` = log-forward score, ``Ek`` =
-   emission); free slots get ``act = S``, ``la = -inf``, as in the torch code.
+   to it: the same set as ``torch.topk`` up to ties. One prefix sum per chunk
+   (:func:`_compact`) writes them into slots ``0..n-1`` of frame ``t`` (``act`` = state,
+   ``la`` = log-forward score, ``Ek`` = emission); free slots get ``act = S``, ``la = -inf``,
+   as in the torch code.
 D. Exactness check: the one-shift sums lose candidates whose ``exp(z - U)`` underflows
    (``z < U - 87``). If some ``z < U - 80`` (a flag) and not every kept score is ``>= U -
    60`` (then a lost candidate is < e^-27 of any kept state: below float32 rounding, and no
@@ -35,8 +36,12 @@ D. Exactness check: the one-shift sums lose candidates whose ``exp(z - U)`` unde
    one representative by a plain store, ``score = max + log(sum) + e``) and selected again.
    ``STATS["redone"]`` counts such frames (0 on the benchmark).
 
-``tl.debug_barrier()`` (``bar.sync``) separates the phases (the CTA's own global writes and
-atomics must be visible to all its threads); loads of scratch that atomics modify use
+An utterance may be split over ``P`` programs (a launch option, tuned): each forms and
+accumulates ``1/P`` of the candidates (A, B), all run the same search on the same scores
+(C, no communication needed) and each compacts its own share; program 0 alone redoes a
+frame (D). The phases are separated by barriers: ``tl.debug_barrier()`` (``bar.sync``) when
+``P = 1``, else :func:`uasr.graph.triton_kernels.step_sync` across the programs (a counter
+in global memory). Loads of data that atomics or other programs wrote use
 ``cache_modifier=".cg"`` (L2, never a stale L1 line). Frames ``t >= L`` get copies of frame
 ``L-1`` (what the torch code stores), and the total is ``logsumexp(la + final)`` of frame
 ``L-1``, computed in the kernel.
@@ -46,19 +51,20 @@ in registers; ``beta + Ek`` is scattered into a per-utterance scratch ``BUF[stat
 8-byte word tagged with the frame (``t << 32 | bits``: entries of other frames are ignored,
 nothing is ever reset), and the kept states of frame ``t-1`` pull ``beta_{t-1} =
 logsumexp_j(w + BUF[dst_j])`` over their out-arcs tagged ``t`` (a ``[KC slots, D]`` tile,
-logsumexp along the arcs: the torch code's ``buf`` with ``-inf`` elsewhere). The kernel
-writes the occupancy ``post = exp(la + beta - Z) * g`` of every kept slot; the emission
+logsumexp along the arcs: the torch code's ``buf`` with ``-inf`` elsewhere). With ``P``
+programs per utterance each owns ``1/P`` of the slots of every frame, and ``BUF`` is
+double-buffered by frame parity, so one barrier per frame suffices. The kernel writes the
+occupancy ``post = exp(la + beta - Z) * g`` of every kept slot; the emission
 gradient is one ``scatter_add`` over labels on the host. Gradients w.r.t. the graph's
 weights are not fused: when they are needed, the torch :func:`pruned_backward` runs on this
 forward's lattice (same ``PrunedContext``).
 
 Only float32; graphs shared by the batch; ``k * D <= MAX_CANDIDATES`` (the top-k key tile).
-Launch options (``CH`` / ``KC``, warps) are timed on the first large call (the shared
-``triton_kernels._launch``). ``UASR_TRITON_PRUNED=0`` disables the kernels (``total_score``
+Launch options (``CH`` / ``KC``, warps, ``P``) are timed on the first large call per
+batch-size bucket (the shared ``triton_kernels._launch``). ``UASR_TRITON_PRUNED=0`` disables the kernels (``total_score``
 then runs the torch path); ``=force`` also uses them for CPU tensors under
-``TRITON_INTERPRET=1`` (tests) and re-raises errors instead of falling back. Measured on an
-H100 (B=32, T=500, 4-gram x loop, k=256): forward 21.9 ms, backward 9.3 ms, ``total_score``
-forward + backward 33 ms (torch path: 173 ms); see benchmarks/bench_gpu_NOTES.md.
+``TRITON_INTERPRET=1`` (tests) and re-raises errors instead of falling back. Timings on an
+H100: benchmarks/bench_gpu_NOTES.md.
 """
 
 from __future__ import annotations
@@ -233,15 +239,12 @@ if HAVE_TRITON:
         return a1 + a2, b1 + b2, c1 + c2
 
     @triton.jit
-    def _select(cs_b, cd_b, lab_ptr, em_t, act_t, la_t, ek_t, S, K, NC, spread,
-                KP: tl.constexpr, NP: tl.constexpr, CH: tl.constexpr, FUSED: tl.constexpr):
-        """Keep the K best of the NC scores in ``cs_b`` (``-inf`` = no candidate): writes the
-        frame's slots; returns ``(kept count, a lower bound of the lowest kept score, best
-        score, search steps)``."""
+    def _search(cs_b, K, NC, spread, NP: tl.constexpr, FUSED: tl.constexpr):
+        """The threshold of the K best of the NC scores in ``cs_b`` (``-inf`` = no
+        candidate): ``(keys [NP], threshold key, count above it, kept count, a lower bound of
+        the lowest kept score, best score, search steps)``. Every program of an utterance
+        runs it on the same scores and gets the same answer (no communication)."""
         nn = tl.arange(0, NP)
-        cc = tl.arange(0, CH)
-        ii = tl.arange(0, KP)
-        im = ii < K
         x = tl.load(cs_b + nn, mask=nn < NC, other=NEG, cache_modifier=".cg")
         fin = x > NEG
         key = tl.where(fin, _orderable(x), NEGK)
@@ -288,14 +291,28 @@ if HAVE_TRITON:
             steps += 1
         thr = lo.to(tl.int32)
         cnt_gt = tl.sum((key > thr).to(tl.int32), axis=0)
+        nsel = tl.minimum(nfin, K)
+        low = tl.where(many, _from_key(thr), _from_key(lok))  # <= every kept score
+        return key, thr, cnt_gt, nsel, low, mx, steps
+
+    @triton.jit
+    def _compact(key, thr, cnt_gt, nsel, cs_b, cd_b, lab_ptr, em_t, act_t, la_t, ek_t, S, K,
+                 c_lo, c_hi, p, KP: tl.constexpr, NP: tl.constexpr, CH: tl.constexpr):
+        """Write the kept candidates among ``c_lo <= c < c_hi`` into the frame's slots: those
+        above the threshold to ``[0, cnt_gt)``, the first ``K - cnt_gt`` equal to it (by
+        candidate index) to ``[cnt_gt, K)``; the ranks start after the kept candidates below
+        ``c_lo`` (counted on the key tile). Program ``p = 0`` also fills the free slots."""
+        nn = tl.arange(0, NP)
+        cc = tl.arange(0, CH)
+        ii = tl.arange(0, KP)
         need = K - cnt_gt  # how many of the keys equal to thr are kept (first by index)
-        # compaction in chunks (only the keys were held in registers): the states above thr
-        # go to slots [0, cnt_gt), the first `need` equal to it to [cnt_gt, K)
-        n_gt = cnt_gt * 0
-        n_eq = cnt_gt * 0
-        for c0 in range(0, NC, CH):
+        before = nn < c_lo
+        n_gt = tl.sum((before & (key > thr)).to(tl.int32), axis=0)
+        n_eq = tl.sum((before & (key == thr) & (thr > NEGK)).to(tl.int32), axis=0)
+        # one prefix sum per chunk: the states above thr and the first `need` equal to it
+        for c0 in range(c_lo, c_hi, CH):
             c = c0 + cc
-            cm = c < NC
+            cm = c < c_hi
             xc = tl.load(cs_b + c, mask=cm, other=NEG, cache_modifier=".cg")
             fc = xc > NEG
             kc = tl.where(fc, _orderable(xc), NEGK)
@@ -316,13 +333,10 @@ if HAVE_TRITON:
             tot_c = tl.sum(packed, axis=0)
             n_gt += tot_c & 65535
             n_eq += tot_c >> 16
-        nsel = tl.minimum(nfin, K)
-        free = im & (ii >= nsel)
+        free = (ii < K) & (ii >= nsel) & ((ii * 0 + p) == 0)
         tl.store(act_t + ii, tl.zeros([KP], dtype=tl.int64) + S, mask=free)
         tl.store(la_t + ii, tl.full([KP], NEG, tl.float32), mask=free)
         tl.store(ek_t + ii, tl.zeros([KP], dtype=tl.float32), mask=free)
-        low = tl.where(many, _from_key(thr), _from_key(lok))  # <= every kept score
-        return nsel, low, mx, steps
 
     @triton.jit
     def _pruned_fwd_kernel(em_ptr, lab_ptr, odst_ptr, ow_ptr, olab_ptr, fin_ptr, len_ptr,
@@ -332,8 +346,8 @@ if HAVE_TRITON:
                            NP: tl.constexpr, CH: tl.constexpr, VP: tl.constexpr,
                            FUSED: tl.constexpr, P: tl.constexpr, SYNC: tl.constexpr):
         # Program (p, b): P programs share utterance b. Each forms and accumulates its share
-        # of the candidates; program 0 alone selects the top k (and redoes a frame exactly
-        # when needed); three barriers per frame.
+        # of the candidates, finds the (common) top-k threshold and compacts its share;
+        # program 0 alone redoes a frame exactly when needed. Three barriers per frame.
         p = tl.program_id(0)
         b = tl.program_id(1).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
@@ -375,26 +389,27 @@ if HAVE_TRITON:
             tk.step_sync(bar_b, P * (3 * t - 2), SYNC)
             _take_sums(sum_b, cd_b, cs_b, S, c_lo, c_hi, U, CH)
             tk.step_sync(bar_b, P * (3 * t - 1), SYNC)
-            if p == 0:
-                low_z = tl.load(flag_b + t, cache_modifier=".cg")
-                nsel, low, mxt, st = _select(cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
-                                             la_b + t * K, ek_b + t * K, S, K, NC, spread, KP,
-                                             NP, CH, FUSED)
+            # every program finds the same threshold; each compacts its own candidates
+            low_z = tl.load(flag_b + t, cache_modifier=".cg")
+            key, thr, cnt_gt, nsel, low, mxt, st = _search(cs_b, K, NC, spread, NP, FUSED)
+            steps += st
+            # exact to rounding when no exp underflowed (flag: some z < U - 80), or when every
+            # kept score is >= U - 60 (what underflows, z < U - 87, is < e^-27 of any of them)
+            exact = (low_z == 0) | ((nsel == K) & (low >= U - low_kept))
+            if exact:
+                _compact(key, thr, cnt_gt, nsel, cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
+                         la_b + t * K, ek_b + t * K, S, K, c_lo, c_hi, p, KP, NP, CH)
+            elif p == 0:  # wide beam: program 0 redoes the frame with a max per successor
+                tl.debug_barrier()
+                _scores_exact(pa, pl, odst_ptr, ow_ptr, lab_ptr, em_t, m_b, sum_b, rep_b, cd_b,
+                              cs_b, S, NC, D, CH)
+                key, thr, cnt_gt, nsel, low, mxt, st = _search(cs_b, K, NC, spread, NP, FUSED)
+                _compact(key, thr, cnt_gt, nsel, cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
+                         la_b + t * K, ek_b + t * K, S, K, 0, NC, p, KP, NP, CH)
                 steps += st
-                # exact to rounding when no exp underflowed (flag: some z < U - 80), or when
-                # every kept score is >= U - 60 (what underflows, z < U - 87, is < e^-27 of
-                # any of them)
-                exact = (low_z == 0) | ((nsel == K) & (low >= U - low_kept))
-                if not exact:  # wide beam: redo the frame with a max per successor
-                    tl.debug_barrier()
-                    _scores_exact(pa, pl, odst_ptr, ow_ptr, lab_ptr, em_t, m_b, sum_b, rep_b,
-                                  cd_b, cs_b, S, NC, D, CH)
-                    nsel, low, mxt, st = _select(cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
-                                                 la_b + t * K, ek_b + t * K, S, K, NC, spread,
-                                                 KP, NP, CH, FUSED)
-                    steps += st
-                    redo += 1
-                spread = tl.where(nsel > 0, mxt - low, 0.0)
+                redo += 1
+            spread = tl.where(nsel > 0, mxt - low, 0.0)
+            if p == 0:
                 tl.store(mx_ptr + b * T + t, mxt)
             # frame t's slots and best score must be visible before frame t+1 reads them
             tk.step_sync(bar_b, P * (3 * t), SYNC)
@@ -689,7 +704,8 @@ def pruned_forward_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: i
          {"T": T, "V": V, "S": S, "K": k, "wmax": wmax, "low_all": float(FAST_LOW[0]),
           "low_kept": float(FAST_LOW[1]), "D": D, "KP": KP, "NP": NP, "VP": _next_pow2(V, 16),
           "FUSED": fused},
-         ("pruned_fwd", D, NP, fused), fwd_configs(NP), FORCE_FWD, B * T * NC)
+         ("pruned_fwd", D, NP, fused, tk.batch_bucket(B)), fwd_configs(NP), FORCE_FWD,
+         B * T * NC)
     STATS["steps"], STATS["redone"] = stats[:, 0], stats[:, 1]
     return total, PrunedContext(act, la, Ek)
 
@@ -719,7 +735,8 @@ def pruned_backward_triton(ctx: PrunedContext, total: Tensor, g: Tensor, lengths
     gg = g.to(torch.float32).contiguous()
     _run(_pruned_bwd_kernel, B,
          (act, la, Ek, tb.odst, ow, final, lens, Z, gg, post, buf, beta),
-         {"T": T, "S": S, "K": k, "D": D, "DP": DP, "KP": KP}, ("pruned_bwd", D, KP),
+         {"T": T, "S": S, "K": k, "D": D, "DP": DP, "KP": KP},
+         ("pruned_bwd", D, KP, tk.batch_bucket(B)),
          bwd_configs(KP, DP), FORCE_BWD,
          B * T * k * D)
     lab = tb.lab.to(torch.int64)[act]  # [B, T, k]; the dummy state S has label 0, post 0
