@@ -110,10 +110,12 @@ def test_block_splits_and_ring_buffer(monkeypatch, cfg, graph_grad):
              force_block=True, monkeypatch=monkeypatch, graph_grad=graph_grad)
 
 
-def test_tuning_runs_leave_no_trace(monkeypatch):
+@pytest.mark.parametrize("graph_grad", [True, False])
+def test_tuning_runs_leave_no_trace(monkeypatch, graph_grad):
     """Tuning runs every candidate split in the same call before the chosen one: partial
     maxima / sums that an earlier candidate wrote (more programs) must not leak into the
-    result. The CUDA tuner is emulated: every config in turn, the last one kept."""
+    result, and the backward's two-frame ring (no arc gradients) must be primed again for
+    each run. The CUDA tuner is emulated: every config in turn, the last one kept."""
     cfgs = [{"KB": 1, "P": 0, "num_warps": 4}, {"KB": 2, "P": 2, "num_warps": 4},
             {"KB": 4, "P": 1, "num_warps": 4}]
 
@@ -124,7 +126,7 @@ def test_tuning_runs_leave_no_trace(monkeypatch):
 
     monkeypatch.setattr(tk, "_launch", tune_all)
     _compare(ngram_loop_graph(3, num_phones=5), "block", T=5, V=6, seed=21, force_block=True,
-             monkeypatch=monkeypatch)
+             monkeypatch=monkeypatch, graph_grad=graph_grad)
 
 
 def test_dense_without_graph_grad():

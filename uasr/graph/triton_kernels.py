@@ -489,9 +489,11 @@ def _tile(p: _BlockPack) -> tuple[int, int]:
     return _next_pow2(p.I, 4), _next_pow2(p.O, 4)
 
 
-def _block_run(kernel, p: _BlockPack, cfg: dict, head: tuple, dims: tuple, B: int,
-               T: int) -> None:
-    """Launch a block kernel over steps 1 .. T-1 with ``cfg``'s split: grid (P, B).
+def _block_run(kernel, p: _BlockPack, cfg: dict, head: tuple, dims: tuple, B: int, T: int,
+               prime) -> int:
+    """``prime()`` (the host's first step), then the block kernel over steps 1 .. T-1 with
+    ``cfg``'s split: grid (P, B). Priming on every run matters because tuning runs several
+    configs in one call and the backward's two-frame ring overwrites the primed frame.
 
     On CUDA one launch runs every step, the P programs of an utterance meeting at a barrier
     between steps. That needs them co-resident: programs start in grid order (p fastest),
@@ -508,6 +510,7 @@ def _block_run(kernel, p: _BlockPack, cfg: dict, head: tuple, dims: tuple, B: in
     BI, BO = _tile(p)
     consts = dict(I=p.I, O=p.O, BI=BI, BO=BO, KB=KB, P=P, PP=P_MAX, HOIST=P == NG)
     opts = {k: v for k, v in cfg.items() if k not in ("KB", "P")}
+    prime()
     steps = [(j, j + 1) for j in range(1, T)] if _interpreting() and P > 1 else [(1, T)]
     bar = torch.zeros(B, dtype=torch.int32, device=head[0].device)
     for lo, hi in steps:
@@ -674,11 +677,14 @@ def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
         # frame 0 and the total here; frames 1.. in the kernel (partial maxima in pm)
         p = _block_plan(graph).fwd
         pm = torch.zeros(B, T, P_MAX, dtype=em.dtype, device=dev)
-        A[:, 0] = wts.init_w * torch.exp(em[:, 0].index_select(1, graph.labels) - sh[:, :1])
-        pm[:, 0, 0] = A[:, 0].amax(1)
+
+        def prime() -> None:
+            A[:, 0] = wts.init_w * torch.exp(em[:, 0].index_select(1, graph.labels) - sh[:, :1])
+            pm[:, 0, 0] = A[:, 0].amax(1)
+
         head = (em, sh, wts.lab, p.src, p.dst, wts.wt_fwd, wts.loop_fwd, lens, A, pm)
         P = _launch(lambda cfg: _block_run(_block_fwd_kernel, p, cfg, head, (T, V, S, p.K), B,
-                                           T),
+                                           T, prime),
                     ("block_fwd", p.I, p.O, batch_bucket(B)), block_configs(*_tile(p), p.K),
                     work, em.is_cuda)
         c = pm[:, :, :P].amax(2)
@@ -747,15 +753,18 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
         pm = torch.zeros(B, T, P_MAX, dtype=em.dtype, device=dev)
         ps = torch.zeros(B, T, P_MAX, dtype=em.dtype, device=dev)
         r, last = torch.arange(B, device=dev), lengths - 1
-        e_last = em[r, last].index_select(1, ctx.graph.labels)
-        Vb[r, last % VT] = wts.final_w * torch.exp(e_last - sh[r, last].unsqueeze(1))
-        G[r, last] = wts.final_w * A[r, last] / c[r, last].unsqueeze(1)
-        pm[r, last, 0] = 1.0
-        ps[r, last, 0] = G[r, last].sum(1)
+
+        def prime() -> None:
+            e_last = em[r, last].index_select(1, ctx.graph.labels)
+            Vb[r, last % VT] = wts.final_w * torch.exp(e_last - sh[r, last].unsqueeze(1))
+            G[r, last] = wts.final_w * A[r, last] / c[r, last].unsqueeze(1)
+            pm[r, last, 0] = 1.0
+            ps[r, last, 0] = G[r, last].sum(1)
+
         head = (em, sh, wts.lab, p.src, p.dst, wts.wt_bwd, wts.loop_bwd, lens, A, c, Vb, G, pm,
                 ps)
         P = _launch(lambda cfg: _block_run(_block_bwd_kernel, p, cfg, head, (T, V, S, p.K, VT),
-                                           B, T),
+                                           B, T, prime),
                     ("block_bwd", p.I, p.O, batch_bucket(B)), block_configs(*_tile(p), p.K),
                     work, em.is_cuda)
         sab = ps[:, :, :P].sum(2)
