@@ -59,38 +59,34 @@ def main(argv: list[str] | None = None) -> int:
                 out["rows"].append(row)
                 print(json.dumps(row), flush=True)
             NP, KP, DP = tp._next_pow2(256 * 41, 16), tp._next_pow2(256, 16), tp._next_pow2(41, 2)
-            for cfg in tp.fwd_configs(NP):
-                try:
-                    tp.FORCE_FWD = cfg
-                    ms = timed(lambda: tp.pruned_forward_triton(em, lens, four, 256), dev,
-                               max_reps=5, budget_s=1.0)
-                    row = {"graph": "fourgram_pruned", "pass": "fwd", "B": B, "T": T,
-                           "cfg": cfg, "ms": round(ms, 3),
-                           "steps_per_frame": round(float(tp.STATS["steps"].float().mean())
-                                                    / (T - 1), 2)}
-                except Exception as e:  # noqa: BLE001
-                    row = {"graph": "fourgram_pruned", "pass": "fwd", "B": B, "T": T,
-                           "cfg": cfg, "error": repr(e)[:200]}
-                finally:
-                    tp.FORCE_FWD = None
-                out["rows"].append(row)
-                print(json.dumps(row), flush=True)
+
+            def fwd() -> dict:
+                ms = timed(lambda: tp.pruned_forward_triton(em, lens, four, 256), dev,
+                           max_reps=5, budget_s=1.0)
+                steps = float(tp.STATS["steps"].float().mean()) / (T - 1)
+                return {"ms": round(ms, 3), "steps_per_frame": round(steps, 2)}
+
             total, pctx = tp.pruned_forward_triton(em, lens, four, 256)
-            for cfg in tp.bwd_configs(KP, DP):
-                try:
-                    tp.FORCE_BWD = cfg
-                    ms = timed(lambda: tp.pruned_backward_triton(pctx, total, g, lens, four, V),
-                               dev, max_reps=5, budget_s=1.0)
-                    row = {"graph": "fourgram_pruned", "pass": "bwd", "B": B, "T": T,
-                           "cfg": cfg, "ms": round(ms, 3)}
-                except Exception as e:  # noqa: BLE001
-                    traceback.print_exc()
-                    row = {"graph": "fourgram_pruned", "pass": "bwd", "B": B, "T": T,
-                           "cfg": cfg, "error": repr(e)[:200]}
-                finally:
-                    tp.FORCE_BWD = None
-                out["rows"].append(row)
-                print(json.dumps(row), flush=True)
+
+            def bwd() -> dict:
+                ms = timed(lambda: tp.pruned_backward_triton(pctx, total, g, lens, four, V),
+                           dev, max_reps=5, budget_s=1.0)
+                return {"ms": round(ms, 3)}
+
+            for name, cfgs, measure in (("fwd", tp.fwd_configs(NP), fwd),
+                                        ("bwd", tp.bwd_configs(KP, DP), bwd)):
+                for cfg in cfgs:
+                    row = {"graph": "fourgram_pruned", "pass": name, "B": B, "T": T, "cfg": cfg}
+                    setattr(tp, f"FORCE_{name.upper()}", cfg)
+                    try:
+                        row.update(measure())
+                    except Exception as e:  # noqa: BLE001 - record and go on
+                        traceback.print_exc()
+                        row["error"] = repr(e)[:200]
+                    finally:
+                        setattr(tp, f"FORCE_{name.upper()}", None)
+                    out["rows"].append(row)
+                    print(json.dumps(row), flush=True)
             args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
