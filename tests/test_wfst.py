@@ -75,7 +75,7 @@ def realisations(words, sil_prob):
         yield phones, logw
 
 
-def acoustic(em, phones, topology, stay, lm_scale):
+def acoustic(em, phones, topology, stay, lm_scale, max_stay=0):
     """Best score of a phone sequence over the N segments (all segmentations): emissions
     plus the topology's weights, which are graph weights (scaled like the LM)."""
     N, n = em.shape[0], len(phones)
@@ -87,14 +87,20 @@ def acoustic(em, phones, topology, stay, lm_scale):
     best = -math.inf
     for cuts in itertools.combinations(range(1, N), n - 1):
         bounds = (0,) + cuts + (N,)
-        s = lm_scale * ((N - n) * math.log(stay) + (n - 1) * math.log1p(-stay))
+        spans = [e - b for b, e in zip(bounds[:-1], bounds[1:])]
+        if max_stay and max(spans) > max_stay + 1:
+            continue
+        # a phone that used every allowed stay leaves with weight 1
+        leaves = sum(1 for d in spans[:-1] if not (max_stay and d == max_stay + 1))
+        s = lm_scale * ((N - n) * math.log(stay) + leaves * math.log1p(-stay))
         for k, c in enumerate(ids):
             s += sum(em[t, c] for t in range(bounds[k], bounds[k + 1]))
         best = max(best, s)
     return best
 
 
-def brute_force(em, lm, topology, lm_scale, stay=0.6, sil_prob=0.5, word_penalty=0.0):
+def brute_force(em, lm, topology, lm_scale, stay=0.6, sil_prob=0.5, word_penalty=0.0,
+                max_stay=0):
     """{word sequence: best score} over all sequences that fit the N segments."""
     N = em.shape[0]
     best: dict = {}
@@ -102,7 +108,7 @@ def brute_force(em, lm, topology, lm_scale, stay=0.6, sil_prob=0.5, word_penalty
         for words in itertools.product(WORDS, repeat=n):
             lmw = lm_logprob(lm, words) - word_penalty * len(words)
             for phones, silw in realisations(words, sil_prob):
-                a = acoustic(em, phones, topology, stay, lm_scale)
+                a = acoustic(em, phones, topology, stay, lm_scale, max_stay)
                 if a > -math.inf:
                     s = a + lm_scale * (lmw + silw)
                     if s > best.get(words, -math.inf):
@@ -125,11 +131,12 @@ def test_disambig_symbols():
     assert k == 2
 
 
-@pytest.mark.parametrize("topology,penalty", [("one_to_one", 0.0), ("loop", 0.0), ("loop", 1.5)])
-def test_decode_matches_brute_force(arpa, topology, penalty):
+@pytest.mark.parametrize("topology,penalty,max_stay", [("one_to_one", 0.0, 0), ("loop", 0.0, 0),
+                                                       ("loop", 1.5, 0), ("loop", 0.0, 1)])
+def test_decode_matches_brute_force(arpa, topology, penalty, max_stay):
     lm = make_lm()
     g = wfst.build_word_graph(LEXICON, arpa, PHONES, topology=topology, stay_prob=0.6,
-                              sil_prob=0.5, word_penalty=penalty, oov="drop")
+                              max_stay=max_stay, sil_prob=0.5, word_penalty=penalty, oov="drop")
     assert g.info["words"] == len(WORDS)
     assert g.info["dropped"] == {"no_pronunciation": 1, "unknown_phones": 1}
     rng = np.random.default_rng(1)
@@ -137,7 +144,8 @@ def test_decode_matches_brute_force(arpa, topology, penalty):
         N = 6 if topology == "one_to_one" else 5
         em = rng.normal(0.0, 2.0, size=(N, len(PHONES))).astype(np.float32)
         for lm_scale in (0.5, 2.0):
-            ref = brute_force(em.astype(np.float64), lm, topology, lm_scale, word_penalty=penalty)
+            ref = brute_force(em.astype(np.float64), lm, topology, lm_scale, word_penalty=penalty,
+                              max_stay=max_stay)
             ranked = sorted(ref.items(), key=lambda kv: -kv[1])
             hyp = wfst.decode(g, em, lm_scale=lm_scale, beam=1000.0)
             assert hyp.final

@@ -24,7 +24,8 @@ The graph (built once, cached on disk by :func:`cached_word_graph`):
   back-off arcs stay as non-emitting arcs (no epsilon removal, which would expand the
   back-off structure). ``one_to_one``: each segment is exactly one phone. ``loop``: a phone
   spans k >= 1 consecutive segments with weight ``stay^(k-1)``, and each phone-to-phone
-  transition costs ``1 - stay``, as :func:`uasr.graph.topology.loop` (silence is a phone).
+  transition costs ``1 - stay``, as :func:`uasr.graph.topology.loop` (silence is a phone);
+  with ``max_stay`` m, k <= m + 1 and a phone that spans m + 1 segments leaves with weight 1.
 - ``word_penalty`` is a cost on L's word-output arcs.
 
 Label conventions: graph input label ``i`` = phone id ``i - 1`` (0 is epsilon), which is how
@@ -289,20 +290,25 @@ def grammar_fst(arpa: Path, words_txt: Path):
     return G
 
 
-def token_fst(num_labels: int, disambig: list[int], topology: str, stay_prob: float = 0.5):
+def token_fst(num_labels: int, disambig: list[int], topology: str, stay_prob: float = 0.5,
+              max_stay: int = 0):
     """H: decoder labels (phone id + 1) -> LG input labels, as one composition that both
     applies the token topology and removes the disambiguation symbols (``eps:#k`` arcs).
 
     ``one_to_one``: one state with ``p:p`` loops. ``loop``: from the hub ``0``, ``p:p`` enters
     state ``p``, which repeats ``p:eps`` (stay) and returns by ``eps:eps`` (1 - stay); the hub's
     final weight gives back one (1 - stay), since a path of n phones has n - 1 transitions.
+    ``max_stay`` m > 0: ``p`` is a chain of m + 1 states (stay = next state); the last one
+    returns with weight 1 to a second hub, whose final weight is 0.
     """
     import kaldifst
     H = kaldifst.StdVectorFst()
     hub = H.add_state()
     H.start = hub
-    for k in disambig:
-        H.add_arc(hub, kaldifst.StdArc(0, k, 0.0, hub))
+    hubs = [hub] + ([H.add_state()] if topology == "loop" and max_stay else [])
+    for h in hubs:
+        for k in disambig:
+            H.add_arc(h, kaldifst.StdArc(0, k, 0.0, h))
     if topology == "one_to_one":
         for i in range(1, num_labels + 1):
             H.add_arc(hub, kaldifst.StdArc(i, i, 0.0, hub))
@@ -311,16 +317,27 @@ def token_fst(num_labels: int, disambig: list[int], topology: str, stay_prob: fl
         stay_c, move_c = -math.log(stay_prob), -math.log1p(-stay_prob)
         for i in range(1, num_labels + 1):
             q = H.add_state()
-            H.add_arc(hub, kaldifst.StdArc(i, i, 0.0, q))
-            H.add_arc(q, kaldifst.StdArc(i, 0, stay_c, q))
-            H.add_arc(q, kaldifst.StdArc(0, 0, move_c, hub))
+            for h in hubs:
+                H.add_arc(h, kaldifst.StdArc(i, i, 0.0, q))
+            if not max_stay:
+                H.add_arc(q, kaldifst.StdArc(i, 0, stay_c, q))
+                H.add_arc(q, kaldifst.StdArc(0, 0, move_c, hub))
+                continue
+            for _ in range(max_stay):
+                nxt = H.add_state()
+                H.add_arc(q, kaldifst.StdArc(i, 0, stay_c, nxt))
+                H.add_arc(q, kaldifst.StdArc(0, 0, move_c, hub))
+                q = nxt
+            H.add_arc(q, kaldifst.StdArc(0, 0, 0.0, hubs[1]))
+            H.set_final(hubs[1], 0.0)
         H.set_final(hub, -move_c)
     kaldifst.arcsort(H, sort_type="olabel")
     return H
 
 
 def build_word_graph(lexicon: dict[str, list[str]], arpa: str | os.PathLike, phones: dict[str, int], *,
-                     topology: str = "one_to_one", stay_prob: float = 0.5, sil: str | None = "sil",
+                     topology: str = "one_to_one", stay_prob: float = 0.5, max_stay: int = 0,
+                     sil: str | None = "sil",
                      sil_prob: float = 0.5, word_penalty: float = 0.0,
                      oov: str = "pronounce") -> WordGraph:
     """Compile the decoding graph (see the module docstring).
@@ -329,7 +346,8 @@ def build_word_graph(lexicon: dict[str, list[str]], arpa: str | os.PathLike, pho
         lexicon: ``{word: phones}`` (first pronunciation), e.g. :func:`read_lexicon`.
         arpa: word n-gram (ARPA, plain or ``.gz``).
         phones: ``{symbol: id}`` with ids ``0..C-1`` (``phones.txt``).
-        topology: ``one_to_one`` or ``loop``; ``stay_prob`` is the loop's self-loop probability.
+        topology: ``one_to_one`` or ``loop``; ``stay_prob`` is the loop's self-loop probability,
+            ``max_stay`` its bound on stays per phone (0: unbounded).
         sil: the silence phone (optional between words); None, or absent from ``phones``,
             for none. ``sil_prob``: its probability at each word boundary.
         word_penalty: subtracted from the (LM-scaled) log score per word.
@@ -375,9 +393,10 @@ def build_word_graph(lexicon: dict[str, list[str]], arpa: str | os.PathLike, pho
     kaldifst.determinize_star(LG)
     kaldifst.minimize_encoded(LG, delta=1e-6)  # the default (1/1024) quantises the weights
     kaldifst.arcsort(LG, sort_type="ilabel")
-    HLG = kaldifst.compose(token_fst(C, disambig, topology, stay_prob), LG)
+    HLG = kaldifst.compose(token_fst(C, disambig, topology, stay_prob, max_stay), LG)
     kaldifst.arcsort(HLG, sort_type="ilabel")
     info = {"version": GRAPH_VERSION, "topology": topology, "stay_prob": stay_prob if topology == "loop" else None,
+            "max_stay": max_stay if topology == "loop" else None,
             "sil": sil, "sil_prob": sil_prob if sil else None, "word_penalty": word_penalty,
             "lm_words": len([w for w in vocab if w not in SPECIAL_WORDS]), "words": len(prons),
             "dropped": {k: len(v) for k, v in dropped.items()},

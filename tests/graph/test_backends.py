@@ -38,6 +38,35 @@ def test_dense_block_sparse_agree_on_ngram_loop(order, device):
         assert torch.allclose(grad, ref_grad, atol=1e-5), backend
 
 
+def bounded_loop_trigram(C: int, silence: bool = False) -> Graph:
+    """Trigram x loop(max_stay=1): every label state has a stay copy fed by it alone."""
+    from uasr.graph.acceptor import table_acceptor
+    from uasr.graph.topology import compose
+    g = torch.Generator().manual_seed(C)
+    logp = torch.randn((C + 1, C + 1, C), generator=g, dtype=torch.float64).log_softmax(-1)
+    topo = loop(0.3, max_stay=1, silence=C if silence else None, silence_prob=0.2)
+    return compose(table_acceptor(logp), topo)
+
+
+@pytest.mark.parametrize("silence", [False, True])
+def test_backends_agree_on_bounded_loop_with_weight_gradients(silence, device):
+    """Side arcs (the stay copies) in the block layout: totals, emission and arc-weight
+    gradients as the dense and sparse backends."""
+    graph = bounded_loop_trigram(5, silence)
+    assert BlockLayout(graph).num_side == 5 * 6  # one stay copy per (history, label) state
+    em, lengths = _inputs(3, 9, 6, seed=2, device=device, dtype=torch.float64)
+    em.requires_grad_(True)
+    results = {}
+    for backend in ("dense", "block", "sparse"):
+        g = graph.to(device)
+        g.weights.requires_grad_(True)
+        tot = total_score(em, lengths, g, backend=backend)
+        results[backend] = (tot, *torch.autograd.grad(tot.sum(), [em, g.weights]))
+    for backend in ("dense", "block"):
+        for got, want in zip(results[backend], results["sparse"]):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
 def test_block_layout_of_trigram_is_exact_blocks():
     """Fully expanded trigram x loop: C blocks of C x C, no padding, self-loops diagonal."""
     C = 5
@@ -126,7 +155,8 @@ def _path_score(E, graph, states, arcs):
 
 @pytest.mark.parametrize("graph_fn", [lambda: ngram_loop_graph(3, num_phones=6),
                                       lambda: ngram_loop_graph(2, num_phones=5, stay=0.3),
-                                      lambda: one_to_one_trigram(5)])
+                                      lambda: one_to_one_trigram(5),
+                                      lambda: bounded_loop_trigram(4, silence=True)])
 def test_block_viterbi_matches_arc_list_viterbi(graph_fn, device):
     """The block-layout tropical forward gives the in-arc one's scores, and its back-pointers
     trace paths with exactly those scores."""

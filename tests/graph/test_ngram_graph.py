@@ -165,6 +165,42 @@ def test_loop_topology_weights_hand_checked(arpa_file):
     assert res.labels[0] == [1, 2]
 
 
+def test_loop_max_stay_bounds_each_label(arpa_file):
+    """max_stay=1: "a a b" stays once (then must leave: weight 1); "a a a" needs two stays."""
+    lm = read_arpa(arpa_file)
+    graph = ngram_graph(lm, {"a": 1, "b": 2}, loop(stay_prob=0.3, forbid_repeat=True, max_stay=1))
+    em = torch.full((2, 3, 3), -math.inf, dtype=torch.float64)
+    for b, seq in enumerate([[1, 1, 2], [1, 1, 1]]):
+        for t, c in enumerate(seq):
+            em[b, t, c] = 0.0
+    want = (lm.logprob("a", ["<s>"]) + math.log(0.3) + lm.logprob("b", ["<s>", "a"])
+            + lm.logprob("</s>", ["a", "b"]))
+    got = total_score(em, torch.tensor([3, 3]), graph, no_path="inf")
+    assert math.isclose(float(got[0]), want, rel_tol=1e-9)
+    assert got[1] == -math.inf
+    res = viterbi(em[:1], torch.tensor([3]), graph)
+    assert res.labels[0] == [1, 2]
+    # one copy per (history, label) and stay count
+    assert len(graph.labels) == 2 * len(ngram_graph(lm, {"a": 1, "b": 2},
+                                                    loop(stay_prob=0.3, forbid_repeat=True)).labels)
+    with pytest.raises(ValueError, match="max_stay"):
+        loop(0.3, max_stay=0)
+
+
+@pytest.mark.parametrize("silence", [None, 0])
+def test_loop_max_stay_beyond_length_is_unbounded(arpa_file, silence):
+    """No utterance of T frames can reach stay T: max_stay=T equals the unbounded loop."""
+    lm = read_arpa(arpa_file)
+    T = 4
+    topo = dict(stay_prob=0.4, silence=silence, silence_prob=0.2)
+    unbounded = ngram_graph(lm, {"a": 1, "b": 2}, loop(**topo))
+    bounded = ngram_graph(lm, {"a": 1, "b": 2}, loop(**topo, max_stay=T))
+    em = torch.randn(3, T, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([4, 3, 1])
+    assert torch.allclose(total_score(em, lengths, bounded), total_score(em, lengths, unbounded),
+                          rtol=1e-12)
+
+
 def test_loop_silence_outside_lm_history(arpa_file):
     """a sil b: silence costs p_sil and does not advance the LM history."""
     lm = read_arpa(arpa_file)

@@ -176,6 +176,10 @@ def test_supports_is_honest():
     assert not tk.triton_supports(packed, em)
     if CUDA:
         assert not tk.triton_supports(graph.to("cpu"), em.cpu())
+    # a block graph with side arcs (loop stay copies) has no kernel path: the torch block one
+    bounded = compose(table_acceptor(torch.zeros(13, 13, 12)), loop(0.2, max_stay=1)).to(DEV)
+    assert bounded.num_states > tk.DENSE_MAX_STATES
+    assert not tk.triton_supports(bounded, torch.zeros(1, 2, 13, device=DEV))
 
 
 @pytest.mark.skipif(not CUDA, reason="auto dispatch to triton happens for CUDA tensors")

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         lang = LangDir.load(args.lang_dir)
         symbols = lang.symbols
         sets = {s: TokenSet.load(args.tokens_dir / f"{s}.pt") for s in ("dev", "test")}
-        graph = build_graph(args.lang_dir, ckpt["lm_order"], symbols, ckpt["topology"], ckpt["stay_prob"])
+        graph = build_graph(args.lang_dir, ckpt["lm_order"], symbols, ckpt["topology"], ckpt["stay_prob"],
+                            ckpt.get("max_stay", 0))
         refs = {s: [without_sil(r) for r in d.references(lang)] for s, d in sets.items()}
     except (FileNotFoundError, KeyError) as e:
         print(f"decode: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)

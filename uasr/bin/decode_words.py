@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         graph = wfst.cached_word_graph(
             args.graph_dir or args.lang_dir / "graphs", lexicon, arpa, symbols,
             topology=ckpt["topology"], stay_prob=float(ckpt.get("stay_prob") or 0.5),
+            max_stay=int(ckpt.get("max_stay") or 0),
             sil="sil", sil_prob=args.sil_prob, word_penalty=args.word_penalty, oov=args.oov)
     except (FileNotFoundError, ValueError) as e:
         print(f"decode-words: {e}", file=sys.stderr)

@@ -46,6 +46,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--supervision", default="unsup", choices=["unsup", "sup", "lm-only"])
     p.add_argument("--topology", default="one_to_one", choices=["one_to_one", "loop"])
     p.add_argument("--stay-prob", type=float, default=0.2, help="loop topology only")
+    p.add_argument("--max-stay", type=int, default=0,
+                   help="loop topology: at most this many stays per label (0 = unbounded)")
     p.add_argument("--lm-order", type=int, default=3)
     p.add_argument("--restart-lm-order", type=int, default=2)
     p.add_argument("--num-restarts", type=int, default=8)
@@ -264,6 +266,7 @@ class Trainer:
                 "perm": self.perm, "supervision": self.args.supervision, "epoch": epoch,
                 "train_ll_per_token": ll, "lm_order": self.args.lm_order,
                 "topology": self.args.topology, "stay_prob": self.args.stay_prob,
+                "max_stay": self.args.max_stay,
                 "tokens": str(self.args.tokens_dir), "model_config": getattr(self.model, "config", None),
                 # hybrid: Adam and the batch-shuffling generator, so a resumed run continues exactly
                 **({"optimizer": self.opt.state_dict(), "generator": self.gen.get_state()}
@@ -287,12 +290,14 @@ class Trainer:
             self.gen.set_state(ckpt["generator"])
 
 
-def build_graph(lang_dir: Path, order: int, symbols: dict[str, int], topology: str, stay: float):
+def build_graph(lang_dir: Path, order: int, symbols: dict[str, int], topology: str, stay: float,
+                max_stay: int = 0):
+    """The LM x topology graph of training and decoding (``max_stay`` 0: unbounded loop)."""
     from uasr.graph import loop, ngram_graph, one_to_one, read_arpa
     arpa = lang_dir / f"lm_{order}gram.arpa"
     if not arpa.is_file():
         raise FileNotFoundError(f"{arpa} is missing: run stage 2 (with this LM order) first")
-    topo = one_to_one() if topology == "one_to_one" else loop(stay_prob=stay)
+    topo = one_to_one() if topology == "one_to_one" else loop(stay_prob=stay, max_stay=max_stay or None)
     return ngram_graph(read_arpa(arpa), symbols, topo)
 
 
@@ -323,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         lang = LangDir.load(args.lang_dir)
         symbols = lang.symbols
         data = TokenSet.load(args.tokens_dir / "train.pt")
-        graph = build_graph(args.lang_dir, args.lm_order, symbols, args.topology, args.stay_prob)
+        graph = build_graph(args.lang_dir, args.lm_order, symbols, args.topology, args.stay_prob,
+                            args.max_stay)
     except FileNotFoundError as e:
         print(f"train: {e}", file=sys.stderr)
         return 1
@@ -372,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         save_atomic(tr.checkpoint(0, float("nan")), args.exp_dir / "epoch-0.pt")
     elif args.start_epoch <= 1:
         # phase 0: restarts under the cheap LM, chosen by training likelihood only
-        rgraph = build_graph(args.lang_dir, args.restart_lm_order, symbols, args.topology, args.stay_prob)
+        rgraph = build_graph(args.lang_dir, args.restart_lm_order, symbols, args.topology,
+                             args.stay_prob, args.max_stay)
         best, restarts = None, []
         bar = tqdm(total=args.num_restarts * args.restart_iters, desc="restarts", unit="it")
         for r in range(args.num_restarts):

@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 
 from uasr.graph.graph import Graph
-from uasr.graph.transitions import BlockLayout, _max_finite
+from uasr.graph.transitions import LOOP, SIDE, BlockLayout, _max_finite
 
 Tensor = torch.Tensor
 NEG_INF = -math.inf
@@ -273,7 +273,7 @@ def block_tropical_forward(E: Tensor, lengths: Tensor, graph: Graph,
     L = blocks
     w = graph.weights.detach().to(E.dtype)
     arc_ids = torch.arange(w.numel(), device=E.device)
-    is_loop = L.flat < 0
+    is_loop, is_side, in_block = L.flat == LOOP, L.flat == SIDE, L.flat >= 0
 
     def best_arc(index: Tensor, size: int, sel: Tensor) -> tuple[Tensor, Tensor]:
         """Per slot the largest weight of the arcs ``sel`` that land there, and that arc."""
@@ -283,11 +283,13 @@ def block_tropical_forward(E: Tensor, lengths: Tensor, graph: Graph,
         won = torch.where(w[sel] == best[index], arc_ids[sel], -1)
         return best, arc.scatter_reduce_(0, index, won, reduce="amax")
 
-    Wb, Ab = best_arc(L.flat[~is_loop], L.K * L.I * L.O, ~is_loop)
+    Wb, Ab = best_arc(L.flat[in_block], L.K * L.I * L.O, in_block)
     Wb = Wb.view(1, L.K, L.I, L.O).transpose(2, 3).contiguous()  # [1, K, O, I]
     Ab = Ab.view(1, L.K, L.I, L.O).transpose(2, 3).contiguous()
     rows = max(1, (1 << 20) // (L.K * L.I * L.O))  # ~4 MB of float32 per chunk
     loop_w, loop_arc = best_arc(graph.src[is_loop], S, is_loop)
+    side_w, side_arc = best_arc(graph.dst[is_side], S, is_side)
+    side_w, side_arc = side_w[L.side_dst], side_arc[L.side_dst]
     dst_flat = L.dst_idx.reshape(-1)
     delta = torch.empty_like(E)
     delta[:, 0] = graph.init.detach().to(E.dtype) + E[:, 0]
@@ -306,6 +308,9 @@ def block_tropical_forward(E: Tensor, lengths: Tensor, graph: Graph,
         nxt = E.new_full((B, S + 1), NEG_INF).index_copy_(1, dst_flat, best.reshape(B, -1))[:, :S]
         bpt = torch.full((B, S + 1), -1, dtype=torch.int64, device=E.device)
         bpt = bpt.index_copy_(1, dst_flat, arc.reshape(B, -1))[:, :S]
+        if L.num_side:  # side states are in no block: one source each
+            nxt[:, L.side_dst] = prev[:, L.side_src] + side_w
+            bpt[:, L.side_dst] = side_arc
         stay = prev + loop_w
         take = stay > nxt
         nxt = torch.where(take, stay, nxt)

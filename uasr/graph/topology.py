@@ -7,7 +7,8 @@ label ``c`` (plus ``(q, blank)`` / ``(q, silence)`` states where the topology ha
 - :func:`one_to_one`: one label per observation (segment-level tokens, cipher, simulation).
 - :func:`loop`: each frame either enters a new label (LM weight, history advances) or stays in
   the current one (loop weight). Optional silence outside the LM history; optional ban on an
-  immediate repeat at LM level (a repeat is otherwise indistinguishable from staying).
+  immediate repeat at LM level (a repeat is otherwise indistinguishable from staying);
+  optional bound on the stays per label (a label spans at most ``1 + max_stay`` frames).
 - :func:`ctc`: CTC with blank (repeats need a blank in between), as in ``F.ctc_loss``.
 """
 
@@ -36,6 +37,7 @@ class Topology:
     silence_prob: float = 0.0
     forbid_repeat: bool = False
     blank: int = 0
+    max_stay: Optional[int] = None
 
 
 def one_to_one() -> Topology:
@@ -44,7 +46,7 @@ def one_to_one() -> Topology:
 
 
 def loop(stay_prob: float = 0.5, *, silence: Optional[int] = None, silence_prob: float = 0.1,
-         forbid_repeat: bool = False) -> Topology:
+         forbid_repeat: bool = False, max_stay: Optional[int] = None) -> Topology:
     """Stay in the current label with ``stay_prob``, else enter the next one (LM weight).
 
     Args:
@@ -53,13 +55,20 @@ def loop(stay_prob: float = 0.5, *, silence: Optional[int] = None, silence_prob:
             utterance) without entering the LM history; None for no silence.
         silence_prob: probability of inserting a silence when leaving a label.
         forbid_repeat: drop LM arcs that repeat the current label (k2/RWTH "no consecutive").
+        max_stay: at most this many stays per label (None: unbounded). Each label state is
+            copied ``max_stay`` times, copy k reached after k stays; the last copy must leave
+            (probability 1). For segment-level tokens from an over-segmenting segmenter: a phone
+            may span one or two segments but not absorb many, which an unbounded geometric loop
+            lets a broad label do cheaply.
     """
     if not 0.0 < stay_prob < 1.0:
         raise ValueError(f"loop: stay_prob must be in (0, 1), got {stay_prob}")
     if silence is not None and not 0.0 < silence_prob < 1.0:
         raise ValueError(f"loop: silence_prob must be in (0, 1), got {silence_prob}")
+    if max_stay is not None and max_stay < 1:
+        raise ValueError(f"loop: max_stay must be >= 1 (or None for unbounded), got {max_stay}")
     return Topology("loop", stay_prob=stay_prob, silence=silence, silence_prob=silence_prob,
-                    forbid_repeat=forbid_repeat)
+                    forbid_repeat=forbid_repeat, max_stay=max_stay)
 
 
 def ctc(blank: int = 0) -> Topology:
@@ -97,15 +106,15 @@ def compose(acc: Acceptor | BackoffAcceptor, topo: Topology) -> Graph | BackoffG
     for i, q in enumerate(A_src):
         out_arcs.setdefault(q, []).append(i)
 
-    states: dict[tuple[int, int], int] = {}
+    states: dict[tuple[int, int, int], int] = {}  # (acceptor state, label, stays so far)
     labels: list[int] = []
     init: list[float] = []
     final: list[float] = []
 
-    def state(q: int, c: int) -> int:
-        s = states.get((q, c))
+    def state(q: int, c: int, k: int = 0) -> int:
+        s = states.get((q, c, k))
         if s is None:
-            s = states[(q, c)] = len(labels)
+            s = states[(q, c, k)] = len(labels)
             labels.append(c)
             init.append(NEG_INF)
             final.append(A_fin[q])
@@ -136,47 +145,54 @@ def compose(acc: Acceptor | BackoffAcceptor, topo: Topology) -> Graph | BackoffG
 
     # Breadth-first over reachable product states, starting from the acceptor's start state.
     start = acc.start
-    pending: list[tuple[int, int]] = []
+    pending: list[tuple[int, int, int]] = []
     for i in out_arcs.get(start, []):
         s = state(A_dst[i], A_lab[i])
         set_init(s, A_w[i] + no_sil)
-        pending.append((A_dst[i], A_lab[i]))
+        pending.append((A_dst[i], A_lab[i], 0))
     if sil is not None:
         set_init(state(start, sil), to_sil)
-        pending.append((start, sil))
+        pending.append((start, sil, 0))
     if blank is not None:
         set_init(state(start, blank), 0.0)
-        pending.append((start, blank))
+        pending.append((start, blank, 0))
 
     seen = set()
     while pending:
-        q, c = pending.pop()
-        if (q, c) in seen:
+        key = pending.pop()
+        if key in seen:
             continue
-        seen.add((q, c))
-        s = states[(q, c)]
+        seen.add(key)
+        q, c, k = key
+        s = states[key]
         is_filler = c == sil or c == blank
-        # stay in the same label
-        if kind == "loop":
+        bounded = kind == "loop" and topo.max_stay is not None and not is_filler
+        must_leave = bounded and k == topo.max_stay
+        # stay in the same label (a bounded label moves on to its next copy)
+        if kind == "loop" and not bounded:
             arc(s, s, stay, False)
+        elif bounded and not must_leave:
+            arc(s, state(q, c, k + 1), stay, False)
+            pending.append((q, c, k + 1))
         elif kind == "ctc":
             arc(s, s, 0.0, False)
+        leave = 0.0 if must_leave else move
         # enter the next label through an acceptor arc
         for i in out_arcs.get(q, []):
             c2 = A_lab[i]
             if not is_filler and c2 == c and (kind == "ctc" or topo.forbid_repeat):
                 continue
             s2 = state(A_dst[i], c2)
-            extra = move + (0.0 if is_filler else no_sil)
+            extra = leave + (0.0 if is_filler else no_sil)
             arc(s, s2, A_w[i] + extra, True)
-            pending.append((A_dst[i], c2))
+            pending.append((A_dst[i], c2, 0))
         # optional filler after a label
         if sil is not None and not is_filler:
-            arc(s, state(q, sil), move + to_sil, True)
-            pending.append((q, sil))
+            arc(s, state(q, sil), leave + to_sil, True)
+            pending.append((q, sil, 0))
         if blank is not None and not is_filler:
             arc(s, state(q, blank), 0.0, True)
-            pending.append((q, blank))
+            pending.append((q, blank, 0))
 
     return Graph(labels=torch.tensor(labels, dtype=torch.int64),
                  src=torch.tensor(src, dtype=torch.int64), dst=torch.tensor(dst, dtype=torch.int64),
@@ -191,9 +207,10 @@ def _compose_backoff(acc: BackoffAcceptor, topo: Topology) -> BackoffGraph:
     """The product of a backoff-form LM and a topology: emitting states ``(q, c)`` as in
     :func:`compose`; their LM transitions go through the history nodes (see
     :mod:`uasr.graph.backoff`)."""
-    if topo.kind == "ctc" or topo.forbid_repeat:
-        raise ValueError("expand='backoff' supports one_to_one and loop without forbid_repeat "
-                         "(banning a repeat needs the label in the LM state): use expand='minimal'")
+    if topo.kind == "ctc" or topo.forbid_repeat or topo.max_stay is not None:
+        raise ValueError("expand='backoff' supports one_to_one and loop without forbid_repeat or "
+                         "max_stay (both need the label or a stay count in the state): use "
+                         "expand='minimal'")
     is_loop = topo.kind == "loop"
     stay = _log(topo.stay_prob) if is_loop else NEG_INF
     move = _log(1.0 - topo.stay_prob) if is_loop else 0.0

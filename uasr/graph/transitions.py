@@ -7,7 +7,9 @@ With ``W[s', s] = exp(w(s' -> s) - wmax)`` (parallel arcs summed), one forward f
 - :class:`BlockTransitions`: states whose in-arcs come from the same source set form a dense
   bipartite block; self-loops become a diagonal. A fully expanded n-gram LM x loop is exactly
   ``C^(n-2)`` blocks of ``C x C`` (history ``(a, r)`` -> ``(r, c)``), so one frame is one
-  batched matmul instead of a gather/scatter over every arc.
+  batched matmul instead of a gather/scatter over every arc. A state fed by a single other
+  state (a 1 x 1 block: the stay copies of a ``loop(max_stay=...)``) is a *side* arc instead,
+  one gather per frame, so that such chains do not pad every block to their count.
 
 Both also return per-arc expected counts for gradients w.r.t. the graph's arc weights.
 """
@@ -21,6 +23,7 @@ import torch
 from uasr.graph.graph import Graph
 
 Tensor = torch.Tensor
+LOOP, SIDE = -1, -2  # BlockLayout.flat of a self-loop (diagonal) and of a side arc
 
 
 def _max_finite(x: Tensor) -> Tensor:
@@ -68,6 +71,14 @@ class BlockLayout:
             else:
                 looped.add(a)
         key_of = {b: tuple(sorted(s)) for b, s in in_sets.items()}
+        n_with_key = defaultdict(int)
+        for key in key_of.values():
+            n_with_key[key] += 1
+        # a state fed by one source that feeds no other state: a side arc, not a 1 x 1 block
+        side_src = {b: key[0] for b, key in key_of.items() if len(key) == 1 and n_with_key[key] == 1
+                    and b not in looped}
+        for b in side_src:
+            del key_of[b]
         # A self-loop usually stays on the diagonal, but if adding the state to its own
         # source set gives another group's source set (an n-gram "repeat" arc (b,b)->(b,b)),
         # it joins that block and the loop becomes an ordinary block entry.
@@ -94,21 +105,27 @@ class BlockLayout:
             for o, d in enumerate(groups[key]):
                 dst_idx[k, o] = d
                 pos_out[d] = (k, o)
-        # flat position of every arc in the [K, I, O] block tensor, or -1 for self-loops
+        # flat position of every arc in the [K, I, O] block tensor, or LOOP / SIDE
         flat = []
         for a, b in zip(src, dst):
             k, o = pos_out.get(b, (-1, -1))
-            if k < 0 or (k, a) not in pos_in:
-                flat.append(-1)  # diagonal (self-loop outside every block)
+            if b in side_src:
+                flat.append(SIDE)
+            elif k < 0 or (k, a) not in pos_in:
+                flat.append(LOOP)  # diagonal (self-loop outside every block)
             else:
                 flat.append((k * I + pos_in[(k, a)]) * O + o)
         self.K, self.I, self.O, self.S = max(K, 1), I, O, S
         self.src_idx, self.dst_idx = src_idx, dst_idx
         self.flat = torch.tensor(flat, dtype=torch.int64)
         self.padded = self.K * I * O
+        # side states and their single source (parallel side arcs are summed / maxed per state)
+        self.side_dst = torch.tensor(sorted(side_src), dtype=torch.int64)
+        self.side_src = torch.tensor([side_src[b] for b in sorted(side_src)], dtype=torch.int64)
+        self.num_side = len(side_src)
 
     def to(self, device: torch.device) -> "BlockLayout":
-        for name in ("src_idx", "dst_idx", "flat"):
+        for name in ("src_idx", "dst_idx", "flat", "side_dst", "side_src"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
@@ -121,13 +138,16 @@ class BlockTransitions:
         w = weights.to(dtype)
         self.wmax = _max_finite(w)
         self.arc_w = torch.exp(w - self.wmax)
-        is_loop = L.flat < 0
+        is_loop, is_side, in_block = L.flat == LOOP, L.flat == SIDE, L.flat >= 0
         self.loop = torch.zeros(L.S, dtype=dtype, device=w.device)
         self.loop.index_add_(0, graph.src[is_loop], self.arc_w[is_loop])
         Wb = torch.zeros(L.K * L.I * L.O, dtype=dtype, device=w.device)
-        Wb.index_add_(0, L.flat[~is_loop], self.arc_w[~is_loop])
+        Wb.index_add_(0, L.flat[in_block], self.arc_w[in_block])
         self.Wb = Wb.view(L.K, L.I, L.O)
-        self.is_loop = is_loop
+        side = torch.zeros(L.S, dtype=dtype, device=w.device)  # per side state, by its dst
+        side.index_add_(0, graph.dst[is_side], self.arc_w[is_side])
+        self.side = side[L.side_dst]
+        self.is_loop, self.is_side, self.in_block = is_loop, is_side, in_block
         self.src, self.dst = graph.src, graph.dst
 
     def _pad(self, a: Tensor) -> Tensor:
@@ -140,6 +160,8 @@ class BlockTransitions:
         y = torch.bmm(x.transpose(0, 1), self.Wb)  # [K, B, O]
         u = a.new_zeros(B, L.S + 1)
         u.index_copy_(1, L.dst_idx.reshape(-1), y.transpose(0, 1).reshape(B, -1))
+        if L.num_side:  # side states are in no block: their column is still 0
+            u.index_copy_(1, L.side_dst, a[:, L.side_src] * self.side)
         return u[:, :L.S] + a * self.loop
 
     def bwd(self, v: Tensor) -> Tensor:
@@ -149,6 +171,8 @@ class BlockTransitions:
         x = torch.bmm(y.transpose(0, 1), self.Wb.transpose(1, 2))  # [K, B, I]
         out = v.new_zeros(B, L.S + 1)
         out.index_add_(1, L.src_idx.reshape(-1), x.transpose(0, 1).reshape(B, -1))
+        if L.num_side:
+            out.index_add_(1, L.side_src, v[:, L.side_dst] * self.side)
         return out[:, :L.S] + v * self.loop
 
     def arc_counts(self, X: Tensor, Y: Tensor) -> Tensor:
@@ -157,9 +181,10 @@ class BlockTransitions:
         yb = self._pad(Y)[:, L.dst_idx]  # [N, K, O]
         G = torch.bmm(xb.permute(1, 2, 0), yb.transpose(0, 1)).reshape(-1)  # [K*I*O]
         out = torch.empty_like(self.arc_w)
-        out[~self.is_loop] = G[L.flat[~self.is_loop]]
+        out[self.in_block] = G[L.flat[self.in_block]]
         lp = self.src[self.is_loop]
         out[self.is_loop] = (X[:, lp] * Y[:, lp]).sum(0)
+        out[self.is_side] = (X[:, self.src[self.is_side]] * Y[:, self.dst[self.is_side]]).sum(0)
         return out * self.arc_w
 
 

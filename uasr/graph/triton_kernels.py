@@ -530,7 +530,8 @@ def _kind(graph: Graph) -> Optional[str]:
     key = ("triton_kind",)
     if key not in graph._cache:
         L = block_layout(graph)  # cached by choose_backend as well
-        ok = L.I <= BLOCK_MAX_IN and L.padded <= 3 * max(graph.num_arcs, 1)
+        # side arcs (1 x 1 blocks kept out of the layout) have no kernel path: torch block
+        ok = L.I <= BLOCK_MAX_IN and L.padded <= 3 * max(graph.num_arcs, 1) and not L.num_side
         graph._cache[key] = "block" if ok else None
     return graph._cache[key]
 
