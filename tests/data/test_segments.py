@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 
-from uasr.data.segments import (boundary_f1, frame_labels, oracle_boundaries, pool_segments,
-                                segment_labels, spectral_change,
+from uasr.data.segments import (boundary_f1, frame_labels, oracle_boundaries, perturb_boundaries,
+                                pool_segments, segment_labels, spectral_change,
                                 spectral_change_boundaries)
 
 ALI = [("sil", 0.0, 0.1), ("k", 0.1, 0.05), ("ae", 0.15, 0.12), ("t", 0.27, 0.03), ("sil", 0.3, 0.1)]
@@ -58,3 +59,33 @@ def test_pool_segments_shape():
     assert p.shape == (3, 16)
     np.testing.assert_allclose(p[0, :5], x[0])
     np.testing.assert_allclose(p[2, -1], np.log(30), rtol=1e-6)
+
+
+def _bounds(rng, n=40):
+    return np.concatenate([[0], np.cumsum(rng.integers(1, 9, n))]).astype(np.int64)
+
+
+def test_perturb_jitter_moves_each_boundary_at_most_k_and_keeps_segments():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        b = _bounds(rng)
+        j = perturb_boundaries(b, "jitter", 2, rng)
+        assert len(j) == len(b) and j[0] == 0 and j[-1] == b[-1]
+        assert (np.diff(j) >= 1).all()
+        assert (np.abs(j - b) <= 2).all()
+    assert not (perturb_boundaries(b, "jitter", 2, rng) == b).all()
+
+
+def test_perturb_delete_and_insert_rates():
+    rng = np.random.default_rng(1)
+    b = _bounds(rng, 4000)
+    assert (perturb_boundaries(b, "delete", 0.0, rng) == b).all()
+    assert perturb_boundaries(b, "delete", 1.0, rng).tolist() == [0, b[-1]]
+    kept = len(perturb_boundaries(b, "delete", 0.25, rng)) - 2
+    assert abs(kept / (len(b) - 2) - 0.75) < 0.03
+    full = perturb_boundaries(b, "insert", 1.0, rng)
+    splittable = int((np.diff(b) >= 2).sum())
+    assert len(full) == len(b) + splittable and set(b.tolist()) <= set(full.tolist())
+    assert (np.diff(full) >= 1).all()
+    with pytest.raises(ValueError, match="jitter, delete, insert"):
+        perturb_boundaries(b, "shift", 1.0, rng)

@@ -3,7 +3,9 @@
 Writes ``<out-dir>/<tokens>/<split>.pt`` for tokens in ``oracle`` (reference phone boundaries:
 TTS timings or TIMIT's .PHN), ``unsup`` (spectral-change segmentation, no labels) and
 ``frames`` (one token per frame, the negative control). Units are k-means ids fitted on the
-train split only. Corpora without time-aligned phones (LibriSpeech, custom corpora) get
+train split only. ``--oracle-errors delete:0.15,...`` adds diagnostic token sets
+``oracle_<error><amount>``: the reference boundaries with one kind of segmenter error injected
+(:func:`uasr.data.segments.perturb_boundaries`). Corpora without time-aligned phones (LibriSpeech, custom corpora) get
 ``unsup`` and ``frames`` only; their references come from the transcripts (the lang stage).
 """
 
@@ -42,6 +44,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seg-window", type=int, default=3,
                    help="segmenter: frames averaged each side of a candidate boundary")
     p.add_argument("--seg-threshold", type=float, default=-0.3, help="peak threshold (std units)")
+    p.add_argument("--oracle-errors", default="",
+                   help="diagnostic token sets: reference boundaries with injected errors, e.g. "
+                        "jitter:2,delete:0.15,insert:0.18 (needs phone alignments)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--nj", type=int, default=2)
     return p
@@ -61,8 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     from lhotse import CutSet
 
     from uasr.data.features import compute_features, load_cuts, save_cuts, speaker_cmvn
-    from uasr.data.segments import (boundary_f1, frame_labels, oracle_boundaries, pool_segments,
-                                    segment_labels, spectral_change_boundaries)
+    from uasr.data.segments import (SEGMENT_ERRORS, boundary_f1, frame_labels, oracle_boundaries,
+                                    perturb_boundaries, pool_segments, segment_labels,
+                                    spectral_change_boundaries)
+
+    errors: dict[str, tuple[str, float]] = {}  # token-set name -> (error, amount)
+    for item in filter(None, args.oracle_errors.split(",")):
+        err, _, amount = item.partition(":")
+        try:
+            if err not in SEGMENT_ERRORS:
+                raise ValueError
+            errors[f"oracle_{err}{amount}"] = (err, float(amount))
+        except ValueError:
+            print(f"prepare-tokens: --oracle-errors {item!r}: expected ERROR:AMOUNT with ERROR in "
+                  f"{', '.join(SEGMENT_ERRORS)} (e.g. delete:0.15)", file=sys.stderr)
+            return 1
     from uasr.data.units import assign, kmeans
 
     utts: dict[str, list[dict]] = {}
@@ -100,12 +118,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     aligned = all(aligned)
     stats: dict = {"aligned": aligned}
-    kinds = ("oracle", "unsup", "frames") if aligned else ("unsup", "frames")
+    kinds = ("oracle", "unsup", "frames", *errors) if aligned else ("unsup", "frames")
+    if errors and not aligned:
+        print(f"prepare-tokens: --oracle-errors needs phone alignments, which the supervisions in "
+              f"{args.manifest_dir} do not have", file=sys.stderr)
+        return 1
     if not aligned:
         logging.info("no phone alignments: oracle tokens and boundary F1 skipped; segment labels "
                      "stay empty (references come from the transcripts)")
     for kind in kinds:
         hits = nh = nr = 0
+        rng = np.random.default_rng(args.seed)
         for split in SPLITS:
             for r in utts[split]:
                 x, T = r["x"], len(r["x"])
@@ -113,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 ob = oracle_boundaries(r["ali"], T) if aligned else None
                 if kind == "oracle":
                     b = ob
+                elif kind in errors:
+                    b = perturb_boundaries(ob, *errors[kind], rng)
                 elif kind == "unsup":
                     b = spectral_change_boundaries(x, args.min_seg, args.seg_threshold, args.seg_window)
                     if aligned:

@@ -17,6 +17,8 @@ HELP = "collect the systems' PERs into results.json, RESULTS.md and a plot"
 TOKENS = {"oracle-units": "oracle-units", "oracle": "oracle-segments",
           "unsup": "unsupervised-segments", "frames": "frames"}
 RUNG = {"oracle-units": 1, "oracle-segments": 2, "unsupervised-segments": 3, "frames": 4}
+# prepare-tokens --oracle-errors: reference boundaries with injected errors, rung-2 diagnostics
+ORACLE_ERRORS = "oracle_"
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -47,12 +49,16 @@ def collect(exp_dir: Path, only: set[str] | None = None) -> list[dict]:
             continue
         t, r = json.loads(tj.read_text()), json.loads(dj.read_text())
         tokens = TOKENS.get(t["tokens"], t["tokens"])
+        if tokens.startswith(ORACLE_ERRORS):  # e.g. oracle-segments+delete0.15
+            tokens = "oracle-segments+" + tokens[len(ORACLE_ERRORS):]
         wj = d / "decode_words.json"
         words = json.loads(wj.read_text()) if wj.is_file() else None
         rows.append({
-            "system": d.name, "tokens": tokens, "rung": RUNG.get(tokens),
+            "system": d.name, "tokens": tokens,
+            "rung": 2 if tokens.startswith("oracle-segments+") else RUNG.get(tokens),
             "emission": "none" if t["supervision"] == "lm-only" else t["emission"],
-            "supervision": t["supervision"], "lm_order": t["lm_order"], "topology": t["topology"],
+            "supervision": t["supervision"], "lm_order": t["lm_order"],
+            "topology": t["topology"] + (f" max_stay {t['max_stay']}" if t.get("max_stay") else ""),
             "per_dev": r["dev"]["per"], "per_test": r["test"]["per"], "lm_scale": r["lm_scale"],
             "train_seconds": t["train_seconds"], "train_ll_per_token": t.get("train_ll_per_token"),
             "supervised_ll_per_token": t.get("supervised_ll_per_token"),

@@ -350,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                   "tokens": "oracle-units" if args.units == "oracle" else data.tokens,
                   "emission": args.emission,
                   "supervision": args.supervision,
-                  "lm_order": args.lm_order, "topology": args.topology}
+                  "lm_order": args.lm_order, "topology": args.topology,
+                  **({"max_stay": args.max_stay} if args.topology == "loop" and args.max_stay else {})}
     torch.manual_seed(args.seed)
 
     if args.supervision != "unsup":

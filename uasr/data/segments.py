@@ -1,4 +1,5 @@
-"""Phone-sized segments: oracle (TTS boundaries), unsupervised (spectral change), pooling, F1.
+"""Phone-sized segments: oracle (TTS boundaries), unsupervised (spectral change), pooling, F1,
+and oracle boundaries with injected segmenter errors (a diagnostic).
 
 A segmentation of an utterance of T frames is a sorted int tensor of boundaries
 ``[0, b_1, ..., T]``; segment i spans frames ``[b_i, b_{i+1})``.
@@ -74,6 +75,40 @@ def spectral_change_boundaries(x: np.ndarray, min_len: int = 3, threshold: float
             b.append(t)
     b.append(T)
     return np.asarray(b, dtype=np.int64)
+
+
+SEGMENT_ERRORS = ("jitter", "delete", "insert")
+
+
+def perturb_boundaries(bounds: np.ndarray, error: str, amount: float,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Reference boundaries with one kind of segmenter error injected (a diagnostic: how much
+    of the gap between oracle and unsupervised segments each error type explains).
+
+    ``jitter``: every inner boundary moves by up to ``amount`` frames either way (uniform,
+    integer), clipped so that every segment keeps >= 1 frame; ``delete``: each inner boundary
+    is dropped with probability ``amount`` (two phones become one segment); ``insert``: each
+    segment of >= 2 frames is split at its middle with probability ``amount``.
+    """
+    T = int(bounds[-1])
+    inner = [int(b) for b in bounds[1:-1]]
+    if error == "jitter":
+        k = int(amount)
+        moved, prev = [], 0
+        for i, b in enumerate(inner):
+            hi = (inner[i + 1] if i + 1 < len(inner) else T) - 1
+            moved.append(min(max(b + int(rng.integers(-k, k + 1)), prev + 1), hi))
+            prev = moved[-1]
+        inner = moved
+    elif error == "delete":
+        inner = [b for b in inner if rng.random() >= amount]
+    elif error == "insert":
+        edges = [0] + inner + [T]
+        splits = [(s + e) // 2 for s, e in zip(edges[:-1], edges[1:]) if e - s >= 2 and rng.random() < amount]
+        inner = sorted(inner + splits)
+    else:
+        raise ValueError(f"segment error must be one of {', '.join(SEGMENT_ERRORS)}, got {error!r}")
+    return np.asarray([0] + inner + [T], dtype=np.int64)
 
 
 def boundary_f1(ref: np.ndarray, hyp: np.ndarray, tol: int = 2) -> tuple[int, int, int]:
