@@ -8,6 +8,8 @@
 #   results_dir title        where stage 5 writes RESULTS.md/results.json/per.png, its title
 #   num_units num_restarts restart_iters num_epochs lm_scales   (train/decode settings)
 #   insertion_bonuses        optional: loop-topology bonuses per new token tuned on dev (default 0,1,2)
+#   oracle_errors            optional: diagnostic token sets, reference boundaries with injected
+#                            errors (prepare-tokens --oracle-errors, e.g. delete:0.15)
 #   train_opts               optional: options every system's `uasr train` gets
 #   run_systems              array of "name|tokens|extra train options" (tokens: oracle, unsup, frames;
 #                            options "ctc: ..." train the supervised CTC baseline with `uasr train-ctc`)
@@ -20,11 +22,14 @@
 stage_1() {
   _setup
   need $corpus/manifests/${manifest_prefix}_supervisions_test.jsonl.gz 0
-  skip_if_done $tokens/frames/test.pt && return 0
+  local outs=("$tokens/frames/test.pt") e errors=${oracle_errors:-}
+  for e in ${errors//,/ }; do outs+=("$tokens/oracle_${e/:/}/test.pt"); done
+  skip_if_done "${outs[@]}" && return 0
   [ "$force" = true ] && rm -rf "$tokens" "$feats"
+  # shellcheck disable=SC2086
   _timed 1 uasr prepare-tokens --manifest-dir $corpus/manifests --manifest-prefix $manifest_prefix \
     --feat-dir $feats --out-dir $tokens --feature $feature --num-units $num_units --seed $seed --nj $nj \
-    || die "stage 1 failed (see the message above)"
+    ${errors:+--oracle-errors $errors} || die "stage 1 failed (see the message above)"
 }
 
 _train_one() {  # _train_one NAME TOKENS OPTS   (OPTS "ctc: ..." = the supervised CTC baseline)

@@ -46,12 +46,18 @@ _setup() {
   results_dir=$synth_dir  # the committed results of the default run
   [ "$tag" = default ] || results_dir=$synth_dir/results/$tag
   [ "$systems" = auto ] || results_dir=$synth_dir/results/${tag}_systems-$systems  # + diagnostics
+  # the diagnostic rows on reference boundaries with one kind of segmenter error each
+  [ "$systems" = all ] && oracle_errors=jitter:2,delete:0.15,insert:0.18
   [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite committed results
   title="recipes/synth, --size $size, --voices $voices, seed $seed"
   report_notes="Voices: $voices. Systems: $systems (\`--systems all\` adds the diagnostic rows:
 restarts from the supervised model, 16 restarts, Gaussian and hybrid unsupervised emissions,
-rung-3 variants incl. the hybrid started from the rung-3 table, and the loop topology on oracle
-segments, which separates the topology's effect from the segmenter's). \`_from-table\`: the hybrid
+rung-3 variants incl. the hybrid started from the rung-3 table, the loop topology on oracle
+segments, which separates the topology's effect from the segmenter's, the bounded loop
+\`--max-stay 1\` (a phone spans at most two segments), and the reference boundaries with one
+kind of segmenter error each: \`oracle_jitter2\` (every boundary moved by up to 2 frames),
+\`oracle_delete0.15\` (15 % of the boundaries dropped), \`oracle_insert0.18\` (18 % of the
+segments split)). \`_from-table\`: the hybrid
 starts from the unsupervised table's posteriors on the training tokens (no labels).
 The mismatched variant (\`--voices all\`: + espeak-ng accents, whose pronunciations are not
 CMUdict's) writes recipes/synth/results/default_voices-all/. Not run yet: \`--size large\`."
@@ -121,6 +127,20 @@ all_systems=(
   "r3_unsup-seg_hybrid_unsup_loop_from-table|unsup|--emission hybrid --topology loop --stay-prob STAY --init-from EXPDIR/r3_unsup-seg_table_unsup_loop --num-epochs HYB_EPOCHS"
   "r4_frames_lm-only|frames|--supervision lm-only --topology loop --stay-prob 0.85 --lm-order 2"
   "r4_frames_table_sup|frames|--supervision sup --topology loop --stay-prob 0.85 --lm-order 2"
+  # the bounded loop (a label spans at most 2 segments; stay 0.2 chosen among 0.05/0.1/0.2/0.5
+  # by training likelihood on these tokens: -4.4489/-4.4396/-4.4396/-4.4473 per token)
+  "r3_unsup-seg_table_unsup_loop-max1|unsup|--topology loop --stay-prob 0.2 --max-stay 1"
+  "r3_unsup-seg_table_sup_loop-max1|unsup|--supervision sup --topology loop --stay-prob 0.2 --max-stay 1"
+  "r3_unsup-seg_lm-only_loop-max1|unsup|--supervision lm-only --topology loop --stay-prob 0.2 --max-stay 1"
+  "r3_unsup-seg_table_unsup_loop-max1_from-sup|unsup|--topology loop --stay-prob 0.2 --max-stay 1 --init-from EXPDIR/r3_unsup-seg_table_sup_loop-max1/epoch-0.pt"
+  "r2_oracle-seg_table_unsup_loop-max1|oracle|--topology loop --stay-prob 0.2 --max-stay 1"
+  # reference boundaries with one kind of segmenter error (prepare-tokens --oracle-errors)
+  "r2_oracle-jitter2_table_unsup|oracle_jitter2|"
+  "r2_oracle-jitter2_table_sup|oracle_jitter2|--supervision sup"
+  "r2_oracle-delete0.15_table_unsup|oracle_delete0.15|"
+  "r2_oracle-delete0.15_table_sup|oracle_delete0.15|--supervision sup"
+  "r2_oracle-insert0.18_table_unsup_loop-max1|oracle_insert0.18|--topology loop --stay-prob 0.2 --max-stay 1"
+  "r2_oracle-insert0.18_table_sup_loop-max1|oracle_insert0.18|--supervision sup --topology loop --stay-prob 0.2 --max-stay 1"
 )
 
 stage_0() {
