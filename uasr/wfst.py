@@ -329,8 +329,9 @@ def token_fst(num_labels: int, disambig: list[int], topology: str, stay_prob: fl
                 H.add_arc(q, kaldifst.StdArc(0, 0, move_c, hub))
                 q = nxt
             H.add_arc(q, kaldifst.StdArc(0, 0, 0.0, hubs[1]))
-            H.set_final(hubs[1], 0.0)
         H.set_final(hub, -move_c)
+        if max_stay:
+            H.set_final(hubs[1], 0.0)
     kaldifst.arcsort(H, sort_type="olabel")
     return H
 
