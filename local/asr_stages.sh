@@ -91,6 +91,12 @@ stage_3() {
   _setup
   need $tokens/frames/test.pt 1
   need $lang/lm.json 2
+  local entry name tok
+  for entry in "${run_systems[@]}"; do  # e.g. the error sets stage 1 builds for --systems all
+    IFS='|' read -r name tok _ <<< "$entry"
+    [ -e "$tokens/$tok/test.pt" ] || die "$tokens/$tok/test.pt (tokens of \
+$name) is missing: run stage 1 with the same options (e.g. --systems) first"
+  done
   _timed 3 _train_all
 }
 
