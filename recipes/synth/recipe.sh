@@ -54,7 +54,8 @@ _setup() {
 restarts from the supervised model, 16 restarts, Gaussian and hybrid unsupervised emissions,
 rung-3 variants incl. the hybrid started from the rung-3 table, the loop topology on oracle
 segments, which separates the topology's effect from the segmenter's, the bounded loop
-\`--max-stay 1\` (a phone spans at most two segments), and the reference boundaries with one
+\`--max-stay 1\` (a phone spans at most two segments) with the table and the hybrid (8 random
+restarts, from the supervised model, from the bounded table), and the reference boundaries with one
 kind of segmenter error each: \`oracle_jitter2\` (every boundary moved by up to 2 frames),
 \`oracle_delete0.15\` (15 % of the boundaries dropped), \`oracle_insert0.18\` (18 % of the
 segments split)). \`_from-table\`: the hybrid
@@ -134,6 +135,12 @@ all_systems=(
   "r3_unsup-seg_lm-only_loop-max1|unsup|--supervision lm-only --topology loop --stay-prob 0.2 --max-stay 1"
   "r3_unsup-seg_table_unsup_loop-max1_from-sup|unsup|--topology loop --stay-prob 0.2 --max-stay 1 --init-from EXPDIR/r3_unsup-seg_table_sup_loop-max1/epoch-0.pt"
   "r2_oracle-seg_table_unsup_loop-max1|oracle|--topology loop --stay-prob 0.2 --max-stay 1"
+  # the hybrid under the bounded loop: does its criterion rank the near-supervised solution
+  # above the label-free ones (then rung 3 fails by search, not by the criterion)?
+  "r3_unsup-seg_hybrid_unsup_loop-max1|unsup|--emission hybrid --topology loop --stay-prob 0.2 --max-stay 1 --num-restarts 8 --restart-iters 20 --restart-utts 600 --num-epochs HYB_EPOCHS"
+  "r3_unsup-seg_hybrid_sup_loop-max1|unsup|--emission hybrid --supervision sup --topology loop --stay-prob 0.2 --max-stay 1"
+  "r3_unsup-seg_hybrid_unsup_loop-max1_from-sup|unsup|--emission hybrid --topology loop --stay-prob 0.2 --max-stay 1 --init-from EXPDIR/r3_unsup-seg_hybrid_sup_loop-max1/epoch-0.pt --num-epochs HYB_EPOCHS"
+  "r3_unsup-seg_hybrid_unsup_loop-max1_from-table|unsup|--emission hybrid --topology loop --stay-prob 0.2 --max-stay 1 --init-from EXPDIR/r3_unsup-seg_table_unsup_loop-max1 --num-epochs HYB_EPOCHS"
   # reference boundaries with one kind of segmenter error (prepare-tokens --oracle-errors)
   "r2_oracle-jitter2_table_unsup|oracle_jitter2|"
   "r2_oracle-jitter2_table_sup|oracle_jitter2|--supervision sup"
