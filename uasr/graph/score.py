@@ -31,14 +31,15 @@ def _check_inputs(emissions: Tensor, lengths: Tensor, graph: Graph) -> Tensor:
     if not emissions.is_floating_point():
         raise ValueError("emissions must be a floating-point tensor of log-scores")
     B, T, V = emissions.shape
-    lengths = torch.as_tensor(lengths, device=emissions.device).to(torch.int64)
+    lengths = torch.as_tensor(lengths).to(torch.int64)
     if lengths.shape != (B,):
         raise ValueError(f"lengths must have shape [{B}], got {tuple(lengths.shape)}")
-    # one host sync for both bounds (syncs dominate small GPU batches)
-    if B and not (1 <= min(lo_hi := torch.stack([lengths.min(), lengths.max()]).tolist())
+    # checked where the lengths live (no device sync for CPU lengths; one for CUDA lengths)
+    if B and not (1 <= min(lo_hi := torch.stack(torch.aminmax(lengths)).tolist())
                   and lo_hi[1] <= T):
         bad = int(torch.nonzero((lengths < 1) | (lengths > T))[0])
         raise ValueError(f"lengths[{bad}] = {int(lengths[bad])} is outside [1, T={T}]")
+    lengths = lengths.to(emissions.device)
     if "max_label" not in graph._cache:
         graph._cache["max_label"] = int(graph.labels.max()) if graph.num_states else -1
     if graph._cache["max_label"] >= V:
@@ -63,7 +64,9 @@ class _TotalScore(torch.autograd.Function):
     @staticmethod
     def forward(ctx, emissions, weights, init, final, graph, lengths, backend, beam, no_path):
         B, T, V = emissions.shape
-        em = _mask_padding(emissions.detach(), lengths)
+        raw = emissions.detach()
+        # the fused kernels never read padding frames; every other path needs them zeroed
+        em = raw if backend == "triton" else _mask_padding(raw, lengths)
         state = {"backend": backend}
         all_finite = None  # None: not yet checked
         if beam is not None:
@@ -102,7 +105,7 @@ class _TotalScore(torch.autograd.Function):
                 state["log_rows"] = idx = torch.nonzero(dead).squeeze(1)
                 sub_len = lengths[idx]
                 layout = fb.LogLayout(graph, sub_len)
-                E = layout.gather_emissions(em[idx], graph.labels)
+                E = layout.gather_emissions(_mask_padding(raw[idx], sub_len), graph.labels)
                 alpha, _ = fb.log_forward(E, sub_len, graph, layout)
                 total = total.clone()
                 total[idx] = fb.log_total(alpha, sub_len, graph, layout, idx.numel())
@@ -122,27 +125,32 @@ class _TotalScore(torch.autograd.Function):
                 total, alpha, E = log_pass(*args)
             state["log"] = (alpha, E, fb.LogLayout(graph, lengths))
             state["log_rows"] = None
-        bad = ~torch.isfinite(total)
-        if no_path == "raise" and not (all_finite or bool(torch.isfinite(total).all())):
-            i = int(torch.nonzero(bad)[0])
+        if all_finite is None:
+            all_finite = bool(torch.isfinite(total).all())
+        state["all_finite"] = all_finite
+        if no_path == "raise" and not all_finite:
+            i = int(torch.nonzero(~torch.isfinite(total))[0])
             raise NoPathError(
                 f"utterance {i} (batch index) has no complete path through the graph in "
                 f"{int(lengths[i])} frames (e.g. too few frames for its labels); pass "
                 f"no_path='zero' or 'inf' to skip such utterances instead")
         ctx.state, ctx.graph, ctx.V = state, graph, V
         ctx.save_for_backward(lengths, total)
-        if no_path == "zero":
-            return torch.where(bad, torch.zeros_like(total), total)
-        return total.clone()
+        if no_path == "zero" and not all_finite:
+            return torch.where(torch.isfinite(total), total, torch.zeros_like(total))
+        return total
 
     @staticmethod
     def backward(ctx, g):
         lengths, total = ctx.saved_tensors
         graph, state, V = ctx.graph, ctx.state, ctx.V
         need_w = any(ctx.needs_input_grad[1:4])
-        ok = torch.isfinite(total)
-        g = torch.where(ok, g, torch.zeros_like(g)).to(total.dtype)
-        Zs = torch.where(ok, total, torch.zeros_like(total))
+        g = g.to(total.dtype)
+        Zs = total
+        if not state["all_finite"]:  # utterances without a path get no gradient
+            ok = torch.isfinite(total)
+            g = torch.where(ok, g, torch.zeros_like(g))
+            Zs = torch.where(ok, total, torch.zeros_like(total))
         B = total.numel()
         grads_w = [None, None, None]
         if "pruned" in state:
@@ -170,9 +178,9 @@ class _TotalScore(torch.autograd.Function):
             grad_em = None
             if "scaled" in state:
                 trans = state["trans"]
-                g_sc = g.clone()
-                if state.get("log_rows") is not None:
-                    g_sc[state["log_rows"]] = 0.0
+                g_sc = g
+                if state.get("log_rows") is not None:  # those rows come from log space
+                    g_sc = g.index_fill(0, state["log_rows"], 0.0)
                 if state["backend"] == "triton":
                     from uasr.graph.triton_kernels import triton_backward
                     grad_em, *gw = triton_backward(state["scaled"], g_sc, trans, need_w,

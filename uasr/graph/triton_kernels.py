@@ -116,7 +116,11 @@ if HAVE_TRITON:
 
     @triton.jit
     def _dense_bwd_kernel(em_ptr, sh_ptr, lab_ptr, w_ptr, fin_ptr, len_ptr, a_ptr, c_ptr, g_ptr,
-                          gam_ptr, y_ptr, T, V, S, BS: tl.constexpr, NEED_Y: tl.constexpr):
+                          gam_ptr, y_ptr, T, V, S, BS: tl.constexpr, NEED_Y: tl.constexpr,
+                          BY_LABEL: tl.constexpr):
+        # BY_LABEL 0: gam is [B, T, S] (gamma * g); 1: gam is the zeroed emission gradient
+        # [B, T, V] and each state's share is stored at its label (labels unique per state);
+        # 2: the same with atomic adds (states share labels).
         b = tl.program_id(0).to(tl.int64)
         L = tl.load(len_ptr + b).to(tl.int32)
         g = tl.load(g_ptr + b)
@@ -145,7 +149,13 @@ if HAVE_TRITON:
             ab = a * beta
             D = tl.sum(ab, axis=0)
             D = tl.where(D > 0, D, 1.0)
-            tl.store(gam_ptr + (b * T + t) * S + r, ab * (g / D), mask=rm)
+            if BY_LABEL == 0:
+                tl.store(gam_ptr + (b * T + t) * S + r, ab * (g / D), mask=rm)
+            elif BY_LABEL == 1:
+                tl.store(gam_ptr + (b * T + t) * V + lab, ab * (g / D), mask=rm)
+            else:
+                tl.atomic_add(gam_ptr + (b * T + t) * V + lab, ab * (g / D), mask=rm,
+                              sem="relaxed")
             v = p * beta
             if NEED_Y:
                 ct = tl.load(c_b + t)
@@ -560,6 +570,7 @@ class _Weights:
     wmax: Tensor
     cst: Tensor  # [2] = (const, wmax) for the kernels
     used_range: Optional[tuple]  # (lo, hi + 1) when the emitted labels are exactly lo..hi
+    unique_labels: bool  # no two states share a label
     W: Optional[Tensor] = None  # dense: [BS, BS] zero-padded W
     WT: Optional[Tensor] = None  # dense: the same for W transposed
     loop_fwd: Optional[Tensor] = None  # block: shares of the self-loops outside blocks [S]
@@ -590,7 +601,8 @@ def _weights(graph: Graph, kind: str) -> _Weights:
                    final_w=torch.exp(final - fmax).contiguous(), const=imax + fmax, wmax=wmax,
                    cst=torch.stack([imax + fmax, wmax]).to(dtype).contiguous(),
                    used_range=(int(used[0]), int(used[-1]) + 1)
-                   if used.numel() == int(used[-1]) - int(used[0]) + 1 else None)
+                   if used.numel() == int(used[-1]) - int(used[0]) + 1 else None,
+                   unique_labels=used.numel() == graph.num_states)
     if kind == "dense":
         tr = DenseTransitions(graph, w, dtype)
         BS = _next_pow2(graph.num_states)
@@ -643,8 +655,9 @@ class TritonTransitions:
 def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
     """Forward over all frames in one launch: ``(total [B], ctx, trans)`` (see score.py).
 
-    ``em`` is ``[B, T, V]`` with the padding frames already zeroed; totals that underflow
-    come back as ``-inf`` (score.py redoes those utterances in log space).
+    ``em`` is ``[B, T, V]``; no kernel reads a frame at or beyond its utterance's length, so
+    padding may hold anything (NaN included). Totals that underflow come back as ``-inf``
+    (score.py redoes those utterances in log space).
     """
     if not HAVE_TRITON:
         raise RuntimeError("backend='triton' needs the triton package")
@@ -667,7 +680,7 @@ def triton_forward(em: Tensor, lengths: Tensor, graph: Graph):
     A = torch.empty(B, T, S, dtype=em.dtype, device=dev)
     work = B * T * S
     if kind == "dense":
-        c = torch.ones(B, T, dtype=em.dtype, device=dev)
+        c = torch.empty(B, T, dtype=em.dtype, device=dev)  # frames < length are written
         total = torch.empty(B, dtype=em.dtype, device=dev)
         BS = _next_pow2(S)
         args = (em, sh, wts.lab, wts.WT, wts.init_w, wts.final_w, lens, A, c, total, wts.cst,
@@ -735,13 +748,21 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
     if need_w or ctx.kind == "block":
         valid = (torch.arange(T, device=dev).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
     if ctx.kind == "dense":
-        gam = torch.zeros(B, T, S, dtype=em.dtype, device=dev)
+        # without arc gradients the kernel writes the emission gradient itself (no gamma)
+        by_label = 0 if need_w or num_labels is None else 1 if wts.unique_labels else 2
+        gam = torch.empty(B, T, num_labels if by_label else S, dtype=em.dtype, device=dev)
         Y = torch.zeros(B, T, S, dtype=em.dtype, device=dev) if need_w else gam
         BS = _next_pow2(S)
         args = (em, sh, wts.lab, wts.W, wts.final_w, lens, A, c, g, gam, Y, T, V, S)
-        _launch(lambda cfg: _dense_bwd_kernel[(B,)](*args, BS=BS, NEED_Y=bool(need_w), **cfg),
-                ("dense_bwd", BS, bool(need_w)), dense_configs(BS), work, em.is_cuda)
-        first = gam if num_labels is None else _label_sum(gam, ctx.graph.labels, num_labels, None)
+
+        def run(cfg: dict) -> None:
+            gam.zero_()  # padding frames, unused labels; atomic adds start from 0 every run
+            _dense_bwd_kernel[(B,)](*args, BS=BS, NEED_Y=bool(need_w), BY_LABEL=by_label, **cfg)
+
+        _launch(run, ("dense_bwd", BS, bool(need_w), by_label), dense_configs(BS), work,
+                em.is_cuda)
+        first = gam if by_label or num_labels is None else \
+            _label_sum(gam, ctx.graph.labels, num_labels, None)
         if need_w:
             gam0, gam_last = gam[:, 0], gam[rows, lengths - 1]
             X = torch.where(valid, A, zero)
