@@ -37,7 +37,7 @@ DENSE_FWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, wt_ptr=P, init_ptr=P, fin_ptr=
                  a_ptr=P, c_ptr=P, out_ptr=P, cst_ptr=P, T="i32", V="i32", S="i32", BS="constexpr")
 DENSE_BWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, w_ptr=P, fin_ptr=P, len_ptr=I64, a_ptr=P,
                  c_ptr=P, g_ptr=P, gam_ptr=P, y_ptr=P, T="i32", V="i32", S="i32",
-                 BS="constexpr", NEED_Y="constexpr")
+                 BS="constexpr", NEED_Y="constexpr", BY_LABEL="constexpr")
 _BLOCK = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, src_ptr=I32, dst_ptr=I32, wt_ptr=P, loop_ptr=P,
               len_ptr=I64, u_ptr=P)
 _TILE = dict(I="constexpr", O="constexpr", BI="constexpr", BO="constexpr", KB="constexpr",
@@ -69,7 +69,7 @@ def compile_one(name: str, fn, sig: dict, consts: dict, opts: dict, arch: int) -
         k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs),
                            target=GPUTarget("cuda", arch, 32), options=opts)
     except Exception as e:
-        print(f"{name:<22}{str(opts):<48} FAILED: {repr(e)[:300]}")
+        print(f"{name:<26}{str(opts):<48} FAILED: {repr(e)[:300]}")
         return False
     res = ""
     with tempfile.NamedTemporaryFile("wb", suffix=".cubin", delete=False) as f:
@@ -84,7 +84,7 @@ def compile_one(name: str, fn, sig: dict, consts: dict, opts: dict, arch: int) -
     finally:
         os.unlink(f.name)
     ptx = k.asm["ptx"]
-    print(f"{name:<22}{str(opts):<48}{time.time() - t0:5.1f}s {res} smem={k.metadata.shared} "
+    print(f"{name:<26}{str(opts):<48}{time.time() - t0:5.1f}s {res} smem={k.metadata.shared} "
           f"bar={ptx.count('bar.sync') + ptx.count('barrier.sync')} "
           f"ld.v4={ptx.count('ld.global.v4')}", flush=True)
     return True
@@ -104,9 +104,11 @@ def main() -> int:
         for cfg in tk.dense_configs(BS):
             ok &= compile_one(f"dense_fwd BS={BS}", tk._dense_fwd_kernel, DENSE_FWD,
                               {"BS": BS}, cfg, args.arch)
-            for need_y in (False, True):
-                ok &= compile_one(f"dense_bwd BS={BS} Y={int(need_y)}", tk._dense_bwd_kernel,
-                                  DENSE_BWD, {"BS": BS, "NEED_Y": need_y}, cfg, args.arch)
+            for need_y, by_label in ((False, 0), (True, 0), (False, 1), (False, 2)):
+                ok &= compile_one(f"dense_bwd BS={BS} Y={int(need_y)} L={by_label}",
+                                  tk._dense_bwd_kernel, DENSE_BWD,
+                                  {"BS": BS, "NEED_Y": need_y, "BY_LABEL": by_label}, cfg,
+                                  args.arch)
     I, O, K = args.block
     I = -(-I // 4) * 4
     BI, BO = tk._next_pow2(I, 4), tk._next_pow2(O, 4)
