@@ -60,6 +60,12 @@ def _mask_padding(emissions: Tensor, lengths: Tensor) -> Tensor:
                                                                    device=emissions.device))
 
 
+def _all_finite(x: Tensor) -> bool:
+    """One reduction and one host sync: a sum is finite iff every term is (log-scores are far
+    from float overflow); ``isfinite().all()`` costs several kernels on CUDA."""
+    return math.isfinite(float(x.sum()))
+
+
 class _TotalScore(torch.autograd.Function):
     @staticmethod
     def forward(ctx, emissions, weights, init, final, graph, lengths, backend, beam, no_path):
@@ -96,7 +102,7 @@ class _TotalScore(torch.autograd.Function):
                 trans = make_transitions(graph, backend, em.dtype)
                 total, sctx = fb.scaled_forward(em, lengths, graph, trans)
             state["scaled"], state["trans"] = sctx, trans
-            all_finite = bool(torch.isfinite(total).all())
+            all_finite = _all_finite(total)
             if not all_finite:
                 all_finite = None  # unknown again after the fallback
                 dead = ~torch.isfinite(total)
@@ -126,7 +132,7 @@ class _TotalScore(torch.autograd.Function):
             state["log"] = (alpha, E, fb.LogLayout(graph, lengths))
             state["log_rows"] = None
         if all_finite is None:
-            all_finite = bool(torch.isfinite(total).all())
+            all_finite = _all_finite(total)
         state["all_finite"] = all_finite
         if no_path == "raise" and not all_finite:
             i = int(torch.nonzero(~torch.isfinite(total))[0])
