@@ -57,20 +57,26 @@ class DenseTransitions:
         return G[self.src, self.dst] * self.arc_w
 
 
+def in_sets_of(src: list[int], dst: list[int]) -> tuple[dict[int, set], set, dict[int, tuple]]:
+    """Per state its set of sources other than itself, the states with a self-loop, and each
+    entered state's sorted in-set as a tuple (the key that groups states into blocks)."""
+    in_sets: dict[int, set] = defaultdict(set)
+    looped = set()
+    for a, b in zip(src, dst):
+        if a != b:
+            in_sets[b].add(a)
+        else:
+            looped.add(a)
+    return in_sets, looped, {b: tuple(sorted(s)) for b, s in in_sets.items()}
+
+
 class BlockLayout:
     """The weight-independent part of :class:`BlockTransitions` (cached per graph)."""
 
     def __init__(self, graph: Graph):
         S = graph.num_states
         src, dst = graph.src.tolist(), graph.dst.tolist()
-        in_sets: dict[int, set] = defaultdict(set)
-        looped = set()
-        for a, b in zip(src, dst):
-            if a != b:
-                in_sets[b].add(a)
-            else:
-                looped.add(a)
-        key_of = {b: tuple(sorted(s)) for b, s in in_sets.items()}
+        in_sets, looped, key_of = in_sets_of(src, dst)
         n_with_key = defaultdict(int)
         for key in key_of.values():
             n_with_key[key] += 1

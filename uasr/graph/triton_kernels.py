@@ -37,7 +37,7 @@ from typing import Optional
 import torch
 
 from uasr.graph.graph import Graph
-from uasr.graph.transitions import (BlockTransitions, DenseTransitions, _max_finite,
+from uasr.graph.transitions import (BlockTransitions, DenseTransitions, _max_finite, in_sets_of,
                                     block_layout)
 
 try:  # triton is optional: without it the torch backends are used
@@ -424,14 +424,7 @@ def _pack_blocks(S: int, src: list[int], dst: list[int]) -> _BlockPack:
     that block and its loop becomes a block entry (else a trigram would split into twice the
     blocks). States nobody enters get blocks with an empty input set (loop term only).
     """
-    in_sets: dict[int, set] = defaultdict(set)
-    looped = set()
-    for a, b in zip(src, dst):
-        if a != b:
-            in_sets[b].add(a)
-        else:
-            looped.add(a)
-    key_of = {b: tuple(sorted(s)) for b, s in in_sets.items()}
+    in_sets, looped, key_of = in_sets_of(src, dst)
     existing = set(key_of.values())
     for b in sorted(looped):
         with_self = tuple(sorted(in_sets.get(b, set()) | {b}))
