@@ -38,6 +38,8 @@ DENSE_FWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, wt_ptr=P, init_ptr=P, fin_ptr=
 DENSE_BWD = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, w_ptr=P, fin_ptr=P, len_ptr=I64, a_ptr=P,
                  c_ptr=P, g_ptr=P, gam_ptr=P, y_ptr=P, T="i32", V="i32", S="i32",
                  BS="constexpr", NEED_Y="constexpr", BY_LABEL="constexpr")
+DENSE_VITERBI = dict(em_ptr=P, lab_ptr=I32, lw_ptr=P, arc_ptr=I32, init_ptr=P, len_ptr=I64,
+                     bp_ptr=I32, last_ptr=P, T="i32", V="i32", S="i32", BS="constexpr")
 _BLOCK = dict(em_ptr=P, sh_ptr=P, lab_ptr=I32, src_ptr=I32, dst_ptr=I32, wt_ptr=P, loop_ptr=P,
               len_ptr=I64, u_ptr=P)
 _TILE = dict(I="constexpr", O="constexpr", BI="constexpr", BO="constexpr", KB="constexpr",
@@ -103,6 +105,8 @@ def main() -> int:
     for BS in args.dense:
         for cfg in tk.dense_configs(BS):
             ok &= compile_one(f"dense_fwd BS={BS}", tk._dense_fwd_kernel, DENSE_FWD,
+                              {"BS": BS}, cfg, args.arch)
+            ok &= compile_one(f"dense_viterbi BS={BS}", tk._dense_viterbi_kernel, DENSE_VITERBI,
                               {"BS": BS}, cfg, args.arch)
             for need_y, by_label in ((False, 0), (True, 0), (False, 1), (False, 2)):
                 ok &= compile_one(f"dense_bwd BS={BS} Y={int(need_y)} L={by_label}",

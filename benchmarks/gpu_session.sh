@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one device call of a GPU session: CUDA tests of the fused kernels, the README's
-# B=32 T=500 rows, a host-time profile of the bigram call, per-config pass timings
-# (bench_splits.py), the B x T grid in the time left, then the rest of the graph tests.
+# B=32 T=500 rows, a host-time profile of the bigram call, fused vs torch Viterbi, per-config
+# pass timings (bench_splits.py), the B x T grid in the time left, then the rest of the graph
+# tests.
 #   OUT=... BENCH_TOTAL_S=420 bash benchmarks/gpu_session.sh
 # Installs nothing; every step is time-bounded and a failing step does not stop the next.
 set -u
@@ -35,6 +36,10 @@ echo "rc=$?"; tail -n 14 "$OUT/bench_graph_cuda.log"
 echo "== profile_host.py bigram_loop (<=60 s) at $(elapsed) s"
 timeout -k 5 60 $PY benchmarks/profile_host.py --out "$OUT/profile_host.txt" > "$OUT/profile_host.log" 2>&1
 echo "rc=$?"; tail -n 4 "$OUT/profile_host.log"
+
+echo "== bench_viterbi.py (<=60 s) at $(elapsed) s"
+timeout -k 5 60 $PY benchmarks/bench_viterbi.py --json "$OUT/bench_viterbi.json" > "$OUT/bench_viterbi.log" 2>&1
+echo "rc=$?"; tail -n 3 "$OUT/bench_viterbi.log"
 
 echo "== bench_splits.py B=8,32,128 T=500 (<=120 s) at $(elapsed) s"
 timeout -k 5 120 $PY benchmarks/bench_splits.py --json "$OUT/splits.json" > "$OUT/splits.log" 2>&1

@@ -276,3 +276,62 @@ def test_new_weights_are_picked_up():
     ref = total_score(em, lengths, graph, backend="dense")
     assert torch.allclose(t2, ref, rtol=1e-5)
     assert not torch.allclose(t0, t1) and not torch.allclose(t1, t2)
+
+
+# ------------------------------------------------------------------------------- Viterbi
+def _torch_tropical(graph: Graph, em, lengths):
+    """The torch path's (delta at each last frame, back-pointers) on padding-masked emissions."""
+    from uasr.graph import forward_backward as fb
+    from uasr.graph.score import _mask_padding
+    layout = fb.LogLayout(graph, lengths)
+    E = layout.gather_emissions(_mask_padding(em, lengths), graph.labels)
+    delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
+    return delta[:, -1], bp
+
+
+@pytest.mark.parametrize("which", ["random", "bigram"])
+def test_viterbi_matches_torch(which):
+    """Scores at each last frame and every back-pointer of reachable states, NaN padding."""
+    graph = (_dense_random_graph(2) if which == "random" else ngram_loop_graph(2, num_phones=5))
+    graph = graph.to(DEV)
+    em, lengths, _ = _batch(4, 9, 6, seed=30)
+    last, bp = tk.triton_viterbi(em, lengths, graph)
+    ref_last, ref_bp = _torch_tropical(graph, em, lengths)
+    assert torch.allclose(last, ref_last, rtol=1e-6, atol=1e-5)
+    assert torch.equal(torch.isfinite(last), torch.isfinite(ref_last))
+    for b, L in enumerate(lengths.tolist()):
+        assert torch.equal(bp[b, :L].long(), ref_bp[b, :L].long()), b
+        assert (bp[b, L:] == -1).all() and (bp[b, 0] == -1).all()
+
+
+def test_viterbi_through_the_public_api(monkeypatch):
+    """``viterbi()`` gives the same paths, tokens and scores with and without the kernel."""
+    from uasr.graph import viterbi
+    graph = ngram_loop_graph(2, num_phones=5).to(DEV)
+    em, lengths, _ = _batch(5, 12, 6, seed=31)
+    monkeypatch.setenv(tk.VITERBI_ENV, "0")
+    ref = viterbi(em, lengths, graph)
+    monkeypatch.setenv(tk.VITERBI_ENV, "force")
+    calls = []
+    real = tk.triton_viterbi
+    monkeypatch.setattr(tk, "triton_viterbi", lambda *a: calls.append(1) or real(*a))
+    out = viterbi(em, lengths, graph)
+    assert calls
+    assert torch.allclose(out.scores, ref.scores, rtol=1e-6)
+    assert out.labels == ref.labels
+    for a, b in zip(out.states, ref.states):
+        assert torch.equal(a, b)
+
+
+def test_viterbi_parallel_arcs():
+    """Of parallel arcs the better one is the back-pointer; among equal ones the last."""
+    graph = Graph(labels=torch.tensor([0, 1]), src=torch.tensor([0, 0, 0, 0, 1]),
+                  dst=torch.tensor([1, 1, 1, 0, 1]),
+                  weights=torch.tensor([-1.0, -0.5, -0.5, -2.0, -0.1]),
+                  init=torch.tensor([0.0, -math.inf]), final=torch.tensor([-math.inf, 0.0]))
+    em = torch.zeros(1, 2, 2, device=DEV)
+    _, bp = tk.triton_viterbi(em, torch.tensor([2], device=DEV), graph.to(DEV))
+    assert bp[0, 1].tolist() == [3, 2]  # state 0 by its self-loop; into 1: arcs 1, 2 tie
+    graph.init[0] = -math.inf  # nothing starts: every state unreachable
+    _, bp = tk.triton_viterbi(em, torch.tensor([2], device=DEV), graph.to(DEV))
+    assert bp[0, 1].tolist() == [-1, -1]

@@ -358,14 +358,23 @@ def _exact_paths(em: Tensor, lengths: Tensor, graph: Graph):
     """Per utterance ``(states, arcs)`` of the best path (None where there is none)."""
     B = em.shape[0]
     layout = fb.LogLayout(graph, lengths)
-    E = layout.gather_emissions(em, graph.labels)
-    if not layout.packed and choose_backend(graph) == "block":
-        delta, bp = fb.block_tropical_forward(E, lengths, graph, block_layout(graph))
+    fused = None
+    if em.is_cuda or os.environ.get("UASR_TRITON_VITERBI") == "force":
+        # issue 4: one fused launch for dense graphs (None: not applicable)
+        from uasr.graph.triton_kernels import maybe_viterbi
+        fused = maybe_viterbi(em, lengths, graph)
+    if fused is not None:
+        last, bp = fused
     else:
-        delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
-    last = delta[:, -1] + graph.final.detach().to(E.dtype)  # frozen after each length
+        E = layout.gather_emissions(em, graph.labels)
+        if not layout.packed and choose_backend(graph) == "block":
+            delta, bp = fb.block_tropical_forward(E, lengths, graph, block_layout(graph))
+        else:
+            delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
+        last = delta[:, -1]  # frozen after each length
+    last = last + graph.final.detach().to(last.dtype)
     if layout.packed:
-        scores = torch.full((B,), -math.inf, dtype=E.dtype, device=E.device)
+        scores = torch.full((B,), -math.inf, dtype=last.dtype, device=last.device)
         scores.scatter_reduce_(0, layout.owner, last[0], reduce="amax", include_self=True)
     else:
         scores = last.max(dim=1).values

@@ -21,6 +21,9 @@ Two kernel families:
   *reversed* graph's block layout (``W^T``), so every state is written exactly once per
   frame: no atomics. The first frame of each pass and the total are a few torch ops.
 
+Viterbi (``viterbi()`` on CUDA, dense graphs): one launch does the max-product recursion
+over all frames and writes each frame's back-pointer arcs; the trace-back stays on the host.
+
 Frames ``t >= length`` are skipped entirely (the per-utterance loop bound is its length).
 Arc-weight gradients are one torch contraction over all frames after the kernel.
 Only float32 is supported (``triton_supports`` says False for anything else).
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Optional
@@ -164,6 +168,31 @@ if HAVE_TRITON:
             d = tl.max(nb, axis=0)
             d = tl.where(d > 0, d, 1.0)
             beta = nb / d
+
+    @triton.jit
+    def _dense_viterbi_kernel(em_ptr, lab_ptr, lw_ptr, arc_ptr, init_ptr, len_ptr, bp_ptr,
+                              last_ptr, T, V, S, BS: tl.constexpr):
+        # delta_t[s] = max_s' (delta_{t-1}[s'] + lw[s, s']) + e_t[lab[s]] in log space (no
+        # rescaling needed); bp[t, s] = the arc of the best s'; last = delta at frame L-1.
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        r = tl.arange(0, BS)
+        k = tl.arange(0, BS)
+        rm = r < S
+        lw = tl.load(lw_ptr + r[:, None] * BS + k[None, :])  # -inf where there is no arc
+        lab = tl.load(lab_ptr + r, mask=rm, other=0)
+        em_b = em_ptr + b * T * V
+        d = tl.load(init_ptr + r, mask=rm, other=float("-inf")) \
+            + tl.load(em_b + lab, mask=rm, other=float("-inf"))
+        for t in range(1, L):
+            e = tl.load(em_b + t * V + lab, mask=rm, other=float("-inf"))
+            cand = lw + d[None, :]
+            best, j = tl.max(cand, axis=1, return_indices=True)
+            arc = tl.load(arc_ptr + r * BS + j, mask=rm, other=-1)
+            tl.store(bp_ptr + (b * T + t) * S + r, tl.where(best > float("-inf"), arc, -1),
+                     mask=rm)
+            d = best + e
+        tl.store(last_ptr + b * S + r, d, mask=rm)
 
     @triton.jit
     def _utterance_sync(cnt_ptr, target):
@@ -805,3 +834,82 @@ def triton_backward(ctx: TritonContext, g: Tensor, trans: TritonTransitions, nee
         init_grad = gam0.sum(0)
         final_grad = gam_last.sum(0)
     return first, arc_grad, init_grad, final_grad
+
+
+# ============================================================================ Viterbi
+VITERBI_ENV = "UASR_TRITON_VITERBI"  # "0": never; "force": also CPU tensors under
+# TRITON_INTERPRET=1 (tests), and a failure raises instead of falling back
+_VITERBI_FAILED = False  # set after a compile/launch failure (warned once): torch path then
+
+
+def viterbi_mode() -> str:
+    v = os.environ.get(VITERBI_ENV, "1").strip().lower()
+    return "off" if v in ("0", "off", "false", "no") else "force" if v == "force" else "auto"
+
+
+def _viterbi_tables(graph: Graph) -> tuple[Tensor, Tensor]:
+    """``[BS, BS]`` log-weights indexed ``[dst, src]`` (the best of parallel arcs; -inf where
+    there is none) and the arc that attains each (the largest index among ties, as in
+    :func:`uasr.graph.forward_backward.block_tropical_forward`). Cached until the weights
+    change."""
+    w = graph.weights
+    ver = (w.data_ptr(), w._version, tuple(w.shape))
+    hit = graph._cache.get(("triton_viterbi",))
+    if hit is not None and hit[0] == ver:
+        return hit[1]
+    BS = _next_pow2(graph.num_states)
+    wf = w.detach().to(torch.float32)
+    cell = graph.dst * BS + graph.src
+    lw = torch.full((BS * BS,), -math.inf, dtype=torch.float32, device=wf.device)
+    lw.scatter_reduce_(0, cell, wf, reduce="amax")
+    ids = torch.arange(wf.numel(), device=wf.device)
+    won = torch.where(wf == lw[cell], ids, torch.full_like(ids, -1))
+    arc = torch.full((BS * BS,), -1, dtype=torch.int64, device=wf.device)
+    arc.scatter_reduce_(0, cell, won, reduce="amax")
+    out = (lw.view(BS, BS), arc.to(torch.int32).view(BS, BS))
+    graph._cache[("triton_viterbi",)] = (ver, out, w.detach())
+    return out
+
+
+def triton_viterbi(em: Tensor, lengths: Tensor, graph: Graph) -> tuple[Tensor, Tensor]:
+    """Max-product forward of a dense graph in one launch: ``(last [B, S], bp [B, T, S])``,
+    the contract of ``log_forward(..., semiring="tropical")`` with ``last`` = its delta at
+    each utterance's last frame (no final weights) and back-pointer arcs (int32, -1 where a
+    state is unreachable; frame 0 and padding frames -1)."""
+    if em.dtype != torch.float32 or _kind(graph) != "dense":
+        raise ValueError("triton_viterbi needs float32 emissions and a dense (S <= "
+                         f"{DENSE_MAX_STATES}) shared graph")
+    em = em.contiguous()
+    B, T, V = em.shape
+    S = graph.num_states
+    lw, arc = _viterbi_tables(graph)
+    lab = graph.labels.to(torch.int32).contiguous()
+    init = graph.init.detach().to(torch.float32).contiguous()
+    bp = torch.full((B, T, S), -1, dtype=torch.int32, device=em.device)
+    last = torch.empty(B, S, dtype=torch.float32, device=em.device)
+    BS = lw.shape[0]
+    args = (em, lab, lw, arc, init, lengths.contiguous(), bp, last, T, V, S)
+    _launch(lambda cfg: _dense_viterbi_kernel[(B,)](*args, BS=BS, **cfg), ("dense_viterbi", BS),
+            dense_configs(BS), B * T * S, em.is_cuda)
+    return last, bp
+
+
+def maybe_viterbi(em: Tensor, lengths: Tensor, graph: Graph) -> Optional[tuple[Tensor, Tensor]]:
+    """:func:`triton_viterbi` for float32 CUDA emissions and a dense shared graph, else None
+    (also after a compile or launch failure, warned once: the caller runs the torch path;
+    ``UASR_TRITON_VITERBI=0`` skips the kernel)."""
+    global _VITERBI_FAILED
+    mode = viterbi_mode()
+    if mode == "off" or (_VITERBI_FAILED and mode != "force"):
+        return None
+    if not triton_supports(graph, em) or _kind(graph) != "dense":
+        return None
+    try:
+        return triton_viterbi(em, lengths, graph)
+    except Exception as err:  # noqa: BLE001 - any kernel failure: fall back loudly, once
+        if mode == "force":
+            raise
+        _VITERBI_FAILED = True
+        warnings.warn(f"the fused Triton Viterbi failed ({type(err).__name__}: {err}); using "
+                      "the torch path from now on", RuntimeWarning, stacklevel=2)
+        return None
