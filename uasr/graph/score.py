@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 
 from uasr.graph import cuda_graphs
@@ -329,33 +330,27 @@ def viterbi(emissions: Tensor, lengths: Tensor, graph: Graph, *,
             scores, paths = _pruned_paths(em, lengths, graph, beam)
         else:
             scores, paths = _exact_paths(em, lengths, graph)
-    src = graph.src.tolist()
-    new_token = graph.new_token.tolist()
-    labels_all = graph.labels.tolist()
-    states, aligns, toks = [], [], []
+    ok, states, arcs = paths
+    L = lengths.cpu().numpy()
+    labels_np = graph.labels.cpu().numpy()
+    lab = labels_np[states]  # [B, T]
+    blank = -1 if graph.blank is None else graph.blank
+    # a token starts where the path enters a new token (or leaves a blank), blanks emit none
+    starts = np.ones_like(lab, dtype=bool)
+    starts[:, 1:] = graph.new_token.cpu().numpy()[arcs[:, :-1]] | (lab[:, :-1] == blank)
+    emit = starts & (lab != blank)
+    out_states, aligns, toks = [], [], []
     for b in range(B):
-        if paths[b] is None:
-            states.append(torch.empty(0, dtype=torch.int64))
-            aligns.append(torch.empty(0, dtype=torch.int64))
-            toks.append([])
-            continue
-        path, arcs = paths[b]
-        seq = []
-        for t, s in enumerate(path):
-            lab = labels_all[s]
-            if lab == graph.blank:
-                continue
-            if t == 0 or new_token[arcs[t - 1]] or labels_all[path[t - 1]] == graph.blank:
-                seq.append(lab)
-        st = torch.tensor(path, dtype=torch.int64)
-        states.append(st)
-        aligns.append(graph.labels.cpu()[st])
-        toks.append(seq)
-    return ViterbiResult(scores.to(emissions.dtype), states, aligns, toks)
+        n = int(L[b]) if ok[b] else 0
+        out_states.append(torch.from_numpy(states[b, :n].copy()))
+        aligns.append(torch.from_numpy(lab[b, :n].astype(np.int64)))
+        toks.append(lab[b, :n][emit[b, :n]].tolist())
+    return ViterbiResult(scores.to(emissions.dtype), out_states, aligns, toks)
 
 
 def _exact_paths(em: Tensor, lengths: Tensor, graph: Graph):
-    """Per utterance ``(states, arcs)`` of the best path (None where there is none)."""
+    """``(scores [B], (ok [B], states [B, T], arcs [B, T]))`` of the best paths (see
+    :func:`_trace_back`)."""
     B = em.shape[0]
     layout = fb.LogLayout(graph, lengths)
     fused = None
@@ -378,42 +373,54 @@ def _exact_paths(em: Tensor, lengths: Tensor, graph: Graph):
         scores.scatter_reduce_(0, layout.owner, last[0], reduce="amax", include_self=True)
     else:
         scores = last.max(dim=1).values
-    src = graph.src.tolist()
-    bp_cpu, last_cpu = bp.cpu(), last.cpu()
-    paths = []
-    for b in range(B):
-        if not math.isfinite(float(scores[b])):
-            paths.append(None)
-            continue
-        if layout.packed:
-            lo, hi = int(graph.batch_offsets[b]), int(graph.batch_offsets[b + 1])
-            row, s = 0, lo + int(last_cpu[0, lo:hi].argmax())
-        else:
-            row, s = b, int(last_cpu[b].argmax())
-        path, arcs = [s], []
-        for t in range(int(lengths[b]) - 1, 0, -1):
-            a = int(bp_cpu[row, t, s])
-            arcs.append(a)
-            s = src[a]
-            path.append(s)
-        paths.append((path[::-1], arcs[::-1]))
-    return scores, paths
+    return scores, _trace_back(bp, last, scores, lengths, graph, layout)
+
+
+def _trace_back(bp: Tensor, last: Tensor, scores: Tensor, lengths: Tensor, graph: Graph,
+                layout: "fb.LogLayout") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Follow the back-pointer arcs from each utterance's best final state, all utterances at
+    once (one numpy gather per frame; a loop over tensor elements was 10-25x slower).
+
+    Returns ``ok [B]`` (the utterance has a path), ``states [B, T]`` and ``arcs [B, T]``
+    (``arcs[b, t - 1]`` enters frame ``t``); entries at or beyond a length are 0.
+    """
+    B, T = len(lengths), bp.shape[1]
+    bp_np, last_np = bp.cpu().numpy(), last.cpu().numpy()
+    src = graph.src.cpu().numpy()
+    ok = np.isfinite(scores.cpu().numpy())
+    L = lengths.cpu().numpy()
+    if layout.packed:
+        off = graph.batch_offsets.cpu().numpy()
+        cur = np.asarray([off[b] + int(last_np[0, off[b]:off[b + 1]].argmax()) for b in range(B)])
+        rows = np.zeros(B, dtype=np.int64)
+    else:
+        cur, rows = last_np.argmax(1), np.arange(B)
+    states = np.zeros((B, T), dtype=np.int64)
+    arcs = np.zeros((B, T), dtype=np.int64)
+    states[ok, L[ok] - 1] = cur[ok]
+    for t in range(T - 1, 0, -1):
+        act = ok & (t < L)
+        a = bp_np[rows, t, cur]
+        arcs[act, t - 1] = a[act]
+        cur = np.where(act, src[np.where(act, a, 0)], cur)
+        states[act, t - 1] = cur[act]
+    return ok, states, arcs
 
 
 def _pruned_paths(em: Tensor, lengths: Tensor, graph: Graph, beam: int):
+    """As :func:`_exact_paths`, through the kept slots of the pruned lattice."""
     scores, act, slot, arc, best = pruned_viterbi(em, lengths, graph, beam)
-    act, slot, arc, best = act.cpu(), slot.cpu(), arc.cpu(), best.cpu()
-    paths = []
-    for b in range(em.shape[0]):
-        if not math.isfinite(float(scores[b])):
-            paths.append(None)
-            continue
-        i = int(best[b])
-        path, arcs = [], []
-        for t in range(int(lengths[b]) - 1, -1, -1):
-            path.append(int(act[b, t, i]))
-            if t > 0:
-                arcs.append(int(arc[b, t, i]))
-                i = int(slot[b, t, i])
-        paths.append((path[::-1], arcs[::-1]))
-    return scores, paths
+    act, slot, arc = act.cpu().numpy(), slot.cpu().numpy(), arc.cpu().numpy()
+    B, T = act.shape[:2]
+    ok = np.isfinite(scores.cpu().numpy())
+    L = lengths.cpu().numpy()
+    rows, i = np.arange(B), best.cpu().numpy().astype(np.int64)
+    states = np.zeros((B, T), dtype=np.int64)
+    arcs = np.zeros((B, T), dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        live = ok & (t < L)
+        states[live, t] = act[rows, t, i][live]
+        if t > 0:
+            arcs[live, t - 1] = arc[rows, t, i][live]
+            i = np.where(live, slot[rows, t, i], i)
+    return scores, (ok, states, arcs)
