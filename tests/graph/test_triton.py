@@ -335,3 +335,17 @@ def test_viterbi_parallel_arcs():
     graph.init[0] = -math.inf  # nothing starts: every state unreachable
     _, bp = tk.triton_viterbi(em, torch.tensor([2], device=DEV), graph.to(DEV))
     assert bp[0, 1].tolist() == [-1, -1]
+
+
+def test_in_place_change_after_forward_is_refused():
+    """The fused path keeps the caller's emissions (no copy): autograd must refuse a backward
+    once they were modified in place."""
+    graph = ngram_loop_graph(2, num_phones=5).to(DEV)
+    em, lengths, _ = _batch(2, 6, 6, seed=32, pad_nan=False)
+    x = em.clone().requires_grad_(True)
+    y = x * 1.0
+    tot = total_score(y, lengths, graph, backend="triton")
+    with torch.no_grad():
+        y.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        tot.sum().backward()

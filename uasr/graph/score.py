@@ -142,14 +142,16 @@ class _TotalScore(torch.autograd.Function):
                 f"{int(lengths[i])} frames (e.g. too few frames for its labels); pass "
                 f"no_path='zero' or 'inf' to skip such utterances instead")
         ctx.state, ctx.graph, ctx.V = state, graph, V
-        ctx.save_for_backward(lengths, total)
+        # the triton context reads the caller's emissions (no masked copy): saving them lets
+        # autograd refuse a backward after they were modified in place
+        ctx.save_for_backward(lengths, total, *([emissions] if em is raw else []))
         if no_path == "zero" and not all_finite:
             return torch.where(torch.isfinite(total), total, torch.zeros_like(total))
         return total
 
     @staticmethod
     def backward(ctx, g):
-        lengths, total = ctx.saved_tensors
+        lengths, total = ctx.saved_tensors[:2]
         graph, state, V = ctx.graph, ctx.state, ctx.V
         need_w = any(ctx.needs_input_grad[1:4])
         g = g.to(total.dtype)
