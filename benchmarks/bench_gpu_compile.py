@@ -46,6 +46,11 @@ _TILE = dict(I="constexpr", O="constexpr", BI="constexpr", BO="constexpr", KB="c
              P="constexpr", PP="constexpr", HOIST="constexpr", SYNC="constexpr")
 BLOCK_FWD = dict(_BLOCK, pm_ptr=P, bar_ptr=I32, T="i32", V="i32", S="i32", KN="i32",
                  t_lo="i32", t_hi="i32", **_TILE)
+BLOCK_VITERBI = dict(em_ptr=P, lab_ptr=I32, src_ptr=I32, dst_ptr=I32, lw_ptr=P, la_ptr=I32,
+                     lpw_ptr=P, lpa_ptr=I32, len_ptr=I64, d_ptr=P, bp_ptr=I32, bar_ptr=I32,
+                     T="i32", V="i32", S="i32", KN="i32", t_lo="i32", t_hi="i32", **_TILE)
+TRACE_BACK = dict(bp_ptr=I32, src_ptr=I64, len_ptr=I64, start_ptr=I64, st_ptr=I64, arc_ptr=I64,
+                  T="i32", S="i32")
 BLOCK_BWD = dict(_BLOCK, c_ptr=P, v_ptr=P, gr_ptr=P, pm_ptr=P, ps_ptr=P, bar_ptr=I32, T="i32",
                  V="i32", S="i32", KN="i32", VT="i32", j_lo="i32", j_hi="i32", **_TILE)
 
@@ -127,6 +132,10 @@ def main() -> int:
                           args.arch)
         ok &= compile_one(f"block_bwd {tag}", tk._block_bwd_kernel, BLOCK_BWD, consts, opts,
                           args.arch)
+        ok &= compile_one(f"block_viterbi {tag}", tk._block_viterbi_kernel, BLOCK_VITERBI,
+                          consts, opts, args.arch)
+    ok &= compile_one("trace_back", tk._trace_back_kernel, TRACE_BACK, {}, {"num_warps": 1},
+                      args.arch)
     k, D = args.pruned
     NP, KP, DP = tp._next_pow2(k * D, 16), tp._next_pow2(k, 16), tp._next_pow2(D, 2)
     for cfg in tp.fwd_configs(NP):

@@ -1,4 +1,5 @@
-"""``viterbi()`` on the bigram x loop graph: the fused kernel vs the torch path (CUDA).
+"""``viterbi()`` on the bigram and trigram x loop graphs: the fused kernels (dense / block)
+vs the torch path (CUDA).
 
     python benchmarks/bench_viterbi.py --json $OUT/bench_viterbi.json
     python benchmarks/bench_viterbi.py --device cpu --json F   # torch path only
@@ -24,7 +25,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.graphs import V, bigram_loop_graph  # noqa: E402
+from benchmarks.graphs import V, ngram_loop_graph  # noqa: E402
 from uasr.graph import forward_backward as fb  # noqa: E402
 from uasr.graph import score, viterbi  # noqa: E402
 import uasr.graph.triton_kernels as tk  # noqa: E402
@@ -59,10 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--batch", type=int, nargs="+", default=[8, 32, 128])
     p.add_argument("--frames", type=int, default=500)
+    p.add_argument("--orders", type=int, nargs="+", default=[2, 3], choices=[2, 3])
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     args = p.parse_args(argv)
     dev = args.device
-    graph = bigram_loop_graph().to(dev)
+    rows = [row for order in args.orders
+            for row in bench(ngram_loop_graph(order).to(dev), NAMES[order], args, dev)]
+    name = torch.cuda.get_device_name(0) if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    args.json.write_text(json.dumps({"device": name,
+                                     "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+NAMES = {2: "bigram_loop", 3: "trigram_loop"}
+
+
+def bench(graph, name: str, args, dev: str) -> list[dict]:
     rows = []
     for B in args.batch:
         gen = torch.Generator().manual_seed(B)
@@ -70,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         lengths = torch.full((B,), args.frames, dtype=torch.int64, device=dev)
         if dev == "cpu":
             os.environ[tk.VITERBI_ENV] = "0"
-            row = {"name": "bigram_loop", "B": B, "T": args.frames, "V": V,
+            row = {"name": name, "B": B, "T": args.frames, "V": V,
                    "torch_ms": round(wall_ms(lambda: viterbi(em, lengths, graph)), 3),
                    "trace_back_ms": round(trace_back_ms(em, lengths, graph), 3)}
             rows.append(row)
@@ -83,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                          wall_ms(lambda: viterbi(em, lengths, graph)))
         (ref, torch_ms), (fused, fused_ms) = out["0"], out["1"]
         kernel_ms = wall_ms(lambda: tk.triton_viterbi(em, lengths, graph))
-        row = {"name": "bigram_loop", "B": B, "T": args.frames, "V": V,
+        row = {"name": name, "B": B, "T": args.frames, "V": V,
                "states": graph.num_states, "torch_ms": round(torch_ms, 3),
                "fused_ms": round(fused_ms, 3), "kernel_ms": round(kernel_ms, 3),
                "trace_back_ms": round(trace_back_ms(em, lengths, graph), 3),
@@ -92,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                "max_score_diff": float((fused.scores - ref.scores).abs().max())}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    name = torch.cuda.get_device_name(0) if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    args.json.write_text(json.dumps({"device": name,
-                                     "torch": torch.__version__, "rows": rows}, indent=1) + "\n")
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

@@ -280,34 +280,103 @@ def test_new_weights_are_picked_up():
 
 # ------------------------------------------------------------------------------- Viterbi
 def _torch_tropical(graph: Graph, em, lengths):
-    """The torch path's (delta at each last frame, back-pointers) on padding-masked emissions."""
+    """The torch path's (delta [B, T, S], emission scores [B, T, S]) on padding-masked
+    emissions."""
     from uasr.graph import forward_backward as fb
     from uasr.graph.score import _mask_padding
     layout = fb.LogLayout(graph, lengths)
     E = layout.gather_emissions(_mask_padding(em, lengths), graph.labels)
-    delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
-    return delta[:, -1], bp
+    delta, _ = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
+    return delta, E
+
+
+def _check_viterbi(graph: Graph, em, lengths):
+    """The scores at each last frame equal the torch path's, and every back-pointer of a
+    reachable state is an arc into it that attains its score (loop graphs have exact ties:
+    two paths through states of the same label, so the arc itself may differ)."""
+    last, bp = tk.triton_viterbi(em, lengths, graph)
+    delta, E = _torch_tropical(graph, em, lengths)
+    ref_last = delta[:, -1]
+    assert torch.allclose(last, ref_last, rtol=1e-6, atol=1e-5)
+    assert torch.equal(torch.isfinite(last), torch.isfinite(ref_last))
+    for b, L in enumerate(lengths.tolist()):
+        assert (bp[b, L:] == -1).all() and (bp[b, 0] == -1).all()
+        arc = bp[b, 1:L].long()
+        reach = torch.isfinite(delta[b, 1:L])
+        assert torch.equal(arc >= 0, reach), b
+        t, st = reach.nonzero(as_tuple=True)
+        a = arc[t, st]
+        assert torch.equal(graph.dst[a], st)
+        via = delta[b, t, graph.src[a]] + graph.weights[a].to(delta.dtype) + E[b, t + 1, st]
+        assert torch.allclose(via, delta[b, t + 1, st], rtol=1e-6, atol=1e-5), b
+
+
+def _path_score(graph: Graph, em, b: int, states) -> float:
+    """Score of one utterance's state path (the best of parallel arcs between two states)."""
+    s = states.tolist()
+    score = float(graph.init[s[0]] + graph.final[s[-1]])
+    score += sum(float(em[b, t, graph.labels[q]]) for t, q in enumerate(s))
+    for p, q in zip(s, s[1:]):
+        score += float(graph.weights[(graph.src == p) & (graph.dst == q)].max())
+    return score
 
 
 @pytest.mark.parametrize("which", ["random", "bigram"])
 def test_viterbi_matches_torch(which):
-    """Scores at each last frame and every back-pointer of reachable states, NaN padding."""
     graph = (_dense_random_graph(2) if which == "random" else ngram_loop_graph(2, num_phones=5))
-    graph = graph.to(DEV)
-    em, lengths, _ = _batch(4, 9, 6, seed=30)
-    last, bp = tk.triton_viterbi(em, lengths, graph)
-    ref_last, ref_bp = _torch_tropical(graph, em, lengths)
-    assert torch.allclose(last, ref_last, rtol=1e-6, atol=1e-5)
-    assert torch.equal(torch.isfinite(last), torch.isfinite(ref_last))
-    for b, L in enumerate(lengths.tolist()):
-        assert torch.equal(bp[b, :L].long(), ref_bp[b, :L].long()), b
-        assert (bp[b, L:] == -1).all() and (bp[b, 0] == -1).all()
+    em, lengths, _ = _batch(4, 9, 6, seed=30)  # NaN padding
+    _check_viterbi(graph.to(DEV), em, lengths)
 
 
-def test_viterbi_through_the_public_api(monkeypatch):
-    """``viterbi()`` gives the same paths, tokens and scores with and without the kernel."""
+@pytest.mark.parametrize("cfg", [{"KB": 2, "P": 1}, {"KB": 2, "P": 2}, {"KB": 1, "P": 0},
+                                 {"KB": 4, "P": 0}])
+def test_block_viterbi_splits(monkeypatch, cfg):
+    """The block kernel's max-product recursion under every way of cutting an utterance's
+    groups over programs (its two-frame ring shared through the barrier)."""
+    monkeypatch.setattr(tk, "FORCE_CONFIG", {**cfg, "num_warps": 4})
+    monkeypatch.setattr(tk, "_kind", lambda graph: "block")
+    em, lengths, _ = _batch(4, 7, 6, seed=33 + cfg["KB"])
+    _check_viterbi(ngram_loop_graph(3, num_phones=5).to(DEV), em, lengths)
+
+
+def test_block_viterbi_irregular_graphs(monkeypatch):
+    """Parallel arcs, self-loops inside and outside blocks, unreachable states; and the
+    trigram with <s> histories x loop with silence."""
+    monkeypatch.setattr(tk, "_kind", lambda graph: "block")
+    graph = random_graph(9, 5, 30, seed=7, dtype=torch.float32)
+    S = graph.num_states
+    graph = Graph(labels=graph.labels, src=torch.cat([graph.src, torch.arange(S), graph.src[:3]]),
+                  dst=torch.cat([graph.dst, torch.arange(S), graph.dst[:3]]),
+                  weights=torch.cat([graph.weights, torch.full((S,), -0.5), torch.zeros(3)]),
+                  init=graph.init, final=graph.final)
+    em, lengths, _ = _batch(3, 8, 5, seed=34)
+    _check_viterbi(graph.to(DEV), em, lengths)
+    C = 3
+    logp = torch.randn(C + 1, C + 1, C, generator=torch.Generator().manual_seed(0)).log_softmax(-1)
+    acc = table_acceptor(logp)
+    acc.label += 1
+    em, lengths, _ = _batch(3, 8, C + 1, seed=35)
+    _check_viterbi(compose(acc, loop(0.4, silence=0, silence_prob=0.2)).to(DEV), em, lengths)
+
+
+@pytest.mark.skipif(not CUDA, reason="programs run concurrently (barriers) only when compiled")
+def test_benchmark_trigram_viterbi_every_config_on_cuda(monkeypatch):
+    trigram = ngram_loop_graph(3).to(DEV)
+    p = tk._block_plan(trigram).fwd
+    em, lengths, _ = _batch(6, 40, 41, seed=36)
+    for cfg in tk.block_configs(*tk._tile(p), p.K):
+        monkeypatch.setattr(tk, "FORCE_CONFIG", cfg)
+        _check_viterbi(trigram, em, lengths)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_viterbi_through_the_public_api(monkeypatch, order):
+    """``viterbi()`` gives the same paths, tokens and scores with and without the kernel
+    (the trigram through the block kernel)."""
     from uasr.graph import viterbi
-    graph = ngram_loop_graph(2, num_phones=5).to(DEV)
+    graph = ngram_loop_graph(order, num_phones=5).to(DEV)
+    if order == 3:
+        monkeypatch.setattr(tk, "_kind", lambda graph: "block")
     em, lengths, _ = _batch(5, 12, 6, seed=31)
     monkeypatch.setenv(tk.VITERBI_ENV, "0")
     ref = viterbi(em, lengths, graph)
@@ -318,9 +387,31 @@ def test_viterbi_through_the_public_api(monkeypatch):
     out = viterbi(em, lengths, graph)
     assert calls
     assert torch.allclose(out.scores, ref.scores, rtol=1e-6)
-    assert out.labels == ref.labels
-    for a, b in zip(out.states, ref.states):
-        assert torch.equal(a, b)
+    if order == 2:  # every state has its own label: no ties, the same paths
+        assert out.labels == ref.labels
+        for a, b in zip(out.states, ref.states):
+            assert torch.equal(a, b)
+    for b, states in enumerate(out.states):  # a path that attains the best score
+        assert _path_score(graph, em, b, states) == pytest.approx(float(out.scores[b]), abs=1e-4)
+
+
+def test_trace_back_matches_the_host_one():
+    """The trace-back kernel against score.py's numpy one on the same back-pointers, with an
+    utterance of length 1 and one without any path (a frame where every label is -inf)."""
+    from uasr.graph import forward_backward as fb
+    from uasr.graph.score import _trace_back
+    graph = ngram_loop_graph(2, num_phones=5).to(DEV)
+    em, lengths, _ = _batch(4, 10, 6, seed=37)
+    em[1, 0] = -math.inf
+    last, bp = tk.triton_viterbi(em, lengths, graph)
+    last = last + graph.final
+    scores = last.max(1).values
+    assert not torch.isfinite(scores[1]) and torch.isfinite(scores[0])
+    states, arcs = tk.triton_trace_back(bp, last, scores, lengths, graph)
+    ok, ref_states, ref_arcs = _trace_back(bp, last, scores, lengths, graph,
+                                           fb.LogLayout(graph, lengths))
+    assert ok.tolist() == [True, False, True, True]
+    assert (states.cpu().numpy() == ref_states).all() and (arcs.cpu().numpy() == ref_arcs).all()
 
 
 def test_viterbi_parallel_arcs():

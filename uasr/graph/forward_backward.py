@@ -260,6 +260,18 @@ def log_forward(E: Tensor, lengths: Tensor, graph: Graph, layout: LogLayout,
     return alpha, bp
 
 
+def best_arcs(w: Tensor, sel: Tensor, index: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """For the arcs ``sel`` (mask or ids) of weights ``w``, landing in slots ``index``: per
+    slot the largest weight (-inf where none lands) and the arc that attains it, the largest
+    arc id among ties (-1 where none). Parallel arcs collapse to their best this way."""
+    ids = torch.arange(w.numel(), device=w.device)[sel]
+    best = torch.full((size,), NEG_INF, dtype=w.dtype, device=w.device)
+    best.scatter_reduce_(0, index, w[sel], reduce="amax")
+    won = torch.where(w[sel] == best[index], ids, -1)
+    arc = torch.full((size,), -1, dtype=torch.int64, device=w.device)
+    return best, arc.scatter_reduce_(0, index, won, reduce="amax")
+
+
 def block_tropical_forward(E: Tensor, lengths: Tensor, graph: Graph,
                            blocks: BlockLayout) -> tuple[Tensor, Tensor]:
     """Viterbi forward over a shared graph's dense blocks; the contract of
@@ -272,23 +284,13 @@ def block_tropical_forward(E: Tensor, lengths: Tensor, graph: Graph,
     B, T, S = E.shape
     L = blocks
     w = graph.weights.detach().to(E.dtype)
-    arc_ids = torch.arange(w.numel(), device=E.device)
     is_loop, is_side, in_block = L.flat == LOOP, L.flat == SIDE, L.flat >= 0
-
-    def best_arc(index: Tensor, size: int, sel: Tensor) -> tuple[Tensor, Tensor]:
-        """Per slot the largest weight of the arcs ``sel`` that land there, and that arc."""
-        best = torch.full((size,), NEG_INF, dtype=E.dtype, device=E.device)
-        best.scatter_reduce_(0, index, w[sel], reduce="amax")
-        arc = torch.full((size,), -1, dtype=torch.int64, device=E.device)
-        won = torch.where(w[sel] == best[index], arc_ids[sel], -1)
-        return best, arc.scatter_reduce_(0, index, won, reduce="amax")
-
-    Wb, Ab = best_arc(L.flat[in_block], L.K * L.I * L.O, in_block)
+    Wb, Ab = best_arcs(w, in_block, L.flat[in_block], L.K * L.I * L.O)
     Wb = Wb.view(1, L.K, L.I, L.O).transpose(2, 3).contiguous()  # [1, K, O, I]
     Ab = Ab.view(1, L.K, L.I, L.O).transpose(2, 3).contiguous()
     rows = max(1, (1 << 20) // (L.K * L.I * L.O))  # ~4 MB of float32 per chunk
-    loop_w, loop_arc = best_arc(graph.src[is_loop], S, is_loop)
-    side_w, side_arc = best_arc(graph.dst[is_side], S, is_side)
+    loop_w, loop_arc = best_arcs(w, is_loop, graph.src[is_loop], S)
+    side_w, side_arc = best_arcs(w, is_side, graph.dst[is_side], S)
     side_w, side_arc = side_w[L.side_dst], side_arc[L.side_dst]
     dst_flat = L.dst_idx.reshape(-1)
     delta = torch.empty_like(E)

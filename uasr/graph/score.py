@@ -353,23 +353,22 @@ def viterbi(emissions: Tensor, lengths: Tensor, graph: Graph, *,
 def _exact_paths(em: Tensor, lengths: Tensor, graph: Graph):
     """``(scores [B], (ok [B], states [B, T], arcs [B, T]))`` of the best paths (see
     :func:`_trace_back`)."""
+    if em.is_cuda or os.environ.get("UASR_TRITON_VITERBI") == "force":
+        # issue 4: fused kernels for the forward and the trace-back (None: not applicable)
+        from uasr.graph.triton_kernels import maybe_best_paths
+        fused = maybe_best_paths(em, lengths, graph)
+        if fused is not None:
+            scores, states, arcs = fused
+            return scores, (torch.isfinite(scores).cpu().numpy(), states.cpu().numpy(),
+                            arcs.cpu().numpy())
     B = em.shape[0]
     layout = fb.LogLayout(graph, lengths)
-    fused = None
-    if em.is_cuda or os.environ.get("UASR_TRITON_VITERBI") == "force":
-        # issue 4: one fused launch for dense graphs (None: not applicable)
-        from uasr.graph.triton_kernels import maybe_viterbi
-        fused = maybe_viterbi(em, lengths, graph)
-    if fused is not None:
-        last, bp = fused
+    E = layout.gather_emissions(em, graph.labels)
+    if not layout.packed and choose_backend(graph) == "block":
+        delta, bp = fb.block_tropical_forward(E, lengths, graph, block_layout(graph))
     else:
-        E = layout.gather_emissions(em, graph.labels)
-        if not layout.packed and choose_backend(graph) == "block":
-            delta, bp = fb.block_tropical_forward(E, lengths, graph, block_layout(graph))
-        else:
-            delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
-        last = delta[:, -1]  # frozen after each length
-    last = last + graph.final.detach().to(last.dtype)
+        delta, bp = fb.log_forward(E, lengths, graph, layout, semiring="tropical")
+    last = delta[:, -1] + graph.final.detach().to(delta.dtype)  # frozen after each length
     if layout.packed:
         scores = torch.full((B,), -math.inf, dtype=last.dtype, device=last.device)
         scores.scatter_reduce_(0, layout.owner, last[0], reduce="amax", include_self=True)

@@ -21,8 +21,9 @@ Two kernel families:
   *reversed* graph's block layout (``W^T``), so every state is written exactly once per
   frame: no atomics. The first frame of each pass and the total are a few torch ops.
 
-Viterbi (``viterbi()`` on CUDA, dense graphs): one launch does the max-product recursion
-over all frames and writes each frame's back-pointer arcs; the trace-back stays on the host.
+Viterbi (``viterbi()`` on CUDA, dense and block graphs): one launch does the max-product
+recursion over all frames in log space (same program layouts, no rescaling) and writes each
+frame's back-pointer arcs; the trace-back stays on the host.
 
 Frames ``t >= length`` are skipped entirely (the per-utterance loop bound is its length).
 Arc-weight gradients are one torch contraction over all frames after the kernel.
@@ -40,6 +41,7 @@ from typing import Optional
 
 import torch
 
+from uasr.graph.forward_backward import best_arcs
 from uasr.graph.graph import Graph
 from uasr.graph.transitions import (BlockTransitions, DenseTransitions, _max_finite, in_sets_of,
                                     block_layout)
@@ -193,6 +195,84 @@ if HAVE_TRITON:
                      mask=rm)
             d = best + e
         tl.store(last_ptr + b * S + r, d, mask=rm)
+
+    @triton.jit
+    def _block_vtile(src_ptr, dst_ptr, lw_ptr, lpw_ptr, lab_ptr, grp, S, I: tl.constexpr,
+                     O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr, KB: tl.constexpr):
+        """:func:`_block_tile` for the max-product recursion: log-weights (-inf where there
+        is no arc) and the block rows ``kb``, whose arc ids the kernel gathers for winners."""
+        kb = grp * KB + tl.arange(0, KB)
+        oo = tl.arange(0, BO)
+        ii = tl.arange(0, BI)
+        im = (ii // 4) < (I // 4)
+        src = tl.load(src_ptr + kb[:, None] * I + ii[None, :], mask=im[None, :], other=S)
+        dst = tl.load(dst_ptr + kb[:, None] * O + oo[None, :], mask=(oo < O)[None, :], other=S)
+        dm = dst < S
+        w = tl.load(lw_ptr + (kb[:, None, None] * O + oo[None, :, None]) * I + ii[None, None, :],
+                    mask=dm[:, :, None] & im[None, None, :], other=float("-inf"))
+        lp = tl.load(lpw_ptr + dst, mask=dm, other=float("-inf"))
+        lab = tl.load(lab_ptr + dst, mask=dm, other=0)
+        return kb, src, dst, dm, w, lp, lab
+
+    @triton.jit
+    def _block_viterbi_kernel(em_ptr, lab_ptr, src_ptr, dst_ptr, lw_ptr, la_ptr, lpw_ptr, lpa_ptr,
+                              len_ptr, d_ptr, bp_ptr, bar_ptr, T, V, S, KN, t_lo, t_hi,
+                              I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr,
+                              BO: tl.constexpr, KB: tl.constexpr, P: tl.constexpr,
+                              PP: tl.constexpr, HOIST: tl.constexpr, SYNC: tl.constexpr):
+        # The block forward's program layout in the tropical semiring, log space (nothing to
+        # rescale): delta_t[dst] = max(max_i lw[dst, i] + delta_{t-1}[src_i],
+        # loop[dst] + delta_{t-1}[dst]) + e_t[lab[dst]], bp[t, dst] = the winning arc.
+        # delta lives in a two-frame ring d[b, t % 2]; frame 0 is the caller's.
+        p = tl.program_id(0)
+        b = tl.program_id(1).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        NG = (KN + KB - 1) // KB
+        em_b = em_ptr + b * T * V
+        d_b = d_ptr + b * 2 * S
+        oo = tl.arange(0, BO)
+        if HOIST:
+            kb, src, dst, dm, w, lp, lab = _block_vtile(src_ptr, dst_ptr, lw_ptr, lpw_ptr,
+                                                        lab_ptr, p, S, I, O, BI, BO, KB)
+        for t in range(t_lo, tl.minimum(t_hi, L)):
+            if t > t_lo:
+                step_sync(bar_ptr + b, P * (t - t_lo), SYNC)
+            prev = d_b + ((t - 1) % 2) * S
+            cur = d_b + (t % 2) * S
+            em_t = em_b + t * V
+            for grp in range(p, NG, P):
+                if not HOIST:
+                    kb, src, dst, dm, w, lp, lab = _block_vtile(src_ptr, dst_ptr, lw_ptr, lpw_ptr,
+                                                                lab_ptr, grp, S, I, O, BI, BO, KB)
+                x = tl.load(prev + src, mask=src < S, other=float("-inf"), cache_modifier=".cg")
+                xl = tl.load(prev + dst, mask=dm, other=float("-inf"), cache_modifier=".cg")
+                e = tl.load(em_t + lab, mask=dm, other=float("-inf"))
+                best, j = tl.max(w + x[:, None, :], axis=2, return_indices=True)
+                arc = tl.load(la_ptr + (kb[:, None] * O + oo[None, :]) * I + j, mask=dm, other=-1)
+                stay = xl + lp
+                take = stay > best
+                arc = tl.where(take, tl.load(lpa_ptr + dst, mask=dm & take, other=-1), arc)
+                best = tl.where(take, stay, best)
+                tl.store(bp_ptr + (b * T + t) * S + dst, tl.where(best > float("-inf"), arc, -1),
+                         mask=dm)
+                tl.store(cur + dst, best + e, mask=dm)
+
+    @triton.jit
+    def _trace_back_kernel(bp_ptr, src_ptr, len_ptr, start_ptr, st_ptr, arc_ptr, T, S):
+        # One program per utterance follows its back-pointers from the best last state
+        # (start < 0: no path; the outputs stay 0): a chain of dependent scalar loads,
+        # cheaper than moving [B, T, S] back-pointers to the host.
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        s = tl.load(start_ptr + b)
+        if s >= 0:
+            tl.store(st_ptr + b * T + L - 1, s)
+            for j in range(1, L):
+                t = L - j
+                a = tl.load(bp_ptr + (b * T + t) * S + s).to(tl.int64)
+                tl.store(arc_ptr + b * T + t - 1, a)
+                s = tl.load(src_ptr + a)
+                tl.store(st_ptr + b * T + t - 1, s)
 
     @triton.jit
     def _utterance_sync(cnt_ptr, target):
@@ -847,65 +927,110 @@ def viterbi_mode() -> str:
     return "off" if v in ("0", "off", "false", "no") else "force" if v == "force" else "auto"
 
 
-def _viterbi_tables(graph: Graph) -> tuple[Tensor, Tensor]:
-    """``[BS, BS]`` log-weights indexed ``[dst, src]`` (the best of parallel arcs; -inf where
-    there is none) and the arc that attains each (the largest index among ties, as in
-    :func:`uasr.graph.forward_backward.block_tropical_forward`). Cached until the weights
+@dataclass
+class _ViterbiTables:
+    """Best-of-parallel-arcs log-weights and the arcs attaining them (cached per weights)."""
+
+    lw: Tensor  # dense: [BS, BS] indexed [dst, src]; block: [Kp*O*I] in the forward layout
+    arc: Tensor  # int32, same shape; -1 where there is no arc
+    loop_w: Optional[Tensor] = None  # block: [S] self-loops outside the blocks
+    loop_arc: Optional[Tensor] = None
+
+
+def _viterbi_tables(graph: Graph, kind: str) -> _ViterbiTables:
+    """Tables of :func:`triton_viterbi`; ties go to the largest arc id, as in
+    :func:`uasr.graph.forward_backward.block_tropical_forward`. Cached until the weights
     change."""
     w = graph.weights
     ver = (w.data_ptr(), w._version, tuple(w.shape))
-    hit = graph._cache.get(("triton_viterbi",))
+    key = ("triton_viterbi", kind)
+    hit = graph._cache.get(key)
     if hit is not None and hit[0] == ver:
         return hit[1]
-    BS = _next_pow2(graph.num_states)
     wf = w.detach().to(torch.float32)
-    cell = graph.dst * BS + graph.src
-    lw = torch.full((BS * BS,), -math.inf, dtype=torch.float32, device=wf.device)
-    lw.scatter_reduce_(0, cell, wf, reduce="amax")
-    ids = torch.arange(wf.numel(), device=wf.device)
-    won = torch.where(wf == lw[cell], ids, torch.full_like(ids, -1))
-    arc = torch.full((BS * BS,), -1, dtype=torch.int64, device=wf.device)
-    arc.scatter_reduce_(0, cell, won, reduce="amax")
-    out = (lw.view(BS, BS), arc.to(torch.int32).view(BS, BS))
-    graph._cache[("triton_viterbi",)] = (ver, out, w.detach())
+    if kind == "dense":
+        BS = _next_pow2(graph.num_states)
+        lw, arc = best_arcs(wf, slice(None), graph.dst * BS + graph.src, BS * BS)
+        out = _ViterbiTables(lw.view(BS, BS), arc.to(torch.int32).view(BS, BS))
+    else:
+        p = _block_plan(graph).fwd
+        nl = p.flat >= 0
+        lw, arc = best_arcs(wf, nl, p.flat[nl], p.Kp * p.O * p.I)
+        loop_w, loop_arc = best_arcs(wf, ~nl, graph.src[~nl], graph.num_states)
+        out = _ViterbiTables(lw, arc.to(torch.int32), loop_w, loop_arc.to(torch.int32))
+    graph._cache[key] = (ver, out, w.detach())
     return out
 
 
 def triton_viterbi(em: Tensor, lengths: Tensor, graph: Graph) -> tuple[Tensor, Tensor]:
-    """Max-product forward of a dense graph in one launch: ``(last [B, S], bp [B, T, S])``,
-    the contract of ``log_forward(..., semiring="tropical")`` with ``last`` = its delta at
-    each utterance's last frame (no final weights) and back-pointer arcs (int32, -1 where a
-    state is unreachable; frame 0 and padding frames -1)."""
-    if em.dtype != torch.float32 or _kind(graph) != "dense":
-        raise ValueError("triton_viterbi needs float32 emissions and a dense (S <= "
-                         f"{DENSE_MAX_STATES}) shared graph")
+    """Max-product forward in one launch: ``(last [B, S], bp [B, T, S])``, the contract of
+    ``log_forward(..., semiring="tropical")`` with ``last`` = its delta at each utterance's
+    last frame (no final weights) and back-pointer arcs (int32, -1 where a state is
+    unreachable; frame 0 and padding frames -1). Dense and block graphs."""
+    kind = _kind(graph) if em.dtype == torch.float32 else None
+    if kind is None:
+        raise ValueError("triton_viterbi needs float32 emissions and a shared graph that fits "
+                         f"the kernels (S <= {DENSE_MAX_STATES}, or dense blocks)")
     em = em.contiguous()
     B, T, V = em.shape
     S = graph.num_states
-    lw, arc = _viterbi_tables(graph)
+    tab = _viterbi_tables(graph, kind)
     lab = graph.labels.to(torch.int32).contiguous()
-    init = graph.init.detach().to(torch.float32).contiguous()
+    init = graph.init.detach().to(torch.float32)
     bp = torch.full((B, T, S), -1, dtype=torch.int32, device=em.device)
-    last = torch.empty(B, S, dtype=torch.float32, device=em.device)
-    BS = lw.shape[0]
-    args = (em, lab, lw, arc, init, lengths.contiguous(), bp, last, T, V, S)
-    _launch(lambda cfg: _dense_viterbi_kernel[(B,)](*args, BS=BS, **cfg), ("dense_viterbi", BS),
-            dense_configs(BS), B * T * S, em.is_cuda)
-    return last, bp
+    lens = lengths.contiguous()
+    if kind == "dense":
+        last = torch.empty(B, S, dtype=torch.float32, device=em.device)
+        BS = tab.lw.shape[0]
+        args = (em, lab, tab.lw, tab.arc, init.contiguous(), lens, bp, last, T, V, S)
+        _launch(lambda cfg: _dense_viterbi_kernel[(B,)](*args, BS=BS, **cfg),
+                ("dense_viterbi", BS), dense_configs(BS), B * T * S, em.is_cuda)
+        return last, bp
+    p = _block_plan(graph).fwd
+    ring = torch.empty(B, 2, S, dtype=torch.float32, device=em.device)
+
+    def prime() -> None:
+        ring[:, 0] = init + em[:, 0].index_select(1, graph.labels)
+
+    head = (em, lab, p.src, p.dst, tab.lw, tab.arc, tab.loop_w, tab.loop_arc, lens, ring, bp)
+    _launch(lambda cfg: _block_run(_block_viterbi_kernel, p, cfg, head, (T, V, S, p.K), B, T,
+                                   prime),
+            ("block_viterbi", p.I, p.O, batch_bucket(B)), block_configs(*_tile(p), p.K),
+            B * T * S, em.is_cuda)
+    return ring[torch.arange(B, device=em.device), (lengths - 1) % 2], bp
 
 
-def maybe_viterbi(em: Tensor, lengths: Tensor, graph: Graph) -> Optional[tuple[Tensor, Tensor]]:
-    """:func:`triton_viterbi` for float32 CUDA emissions and a dense shared graph, else None
-    (also after a compile or launch failure, warned once: the caller runs the torch path;
-    ``UASR_TRITON_VITERBI=0`` skips the kernel)."""
+def triton_trace_back(bp: Tensor, last: Tensor, scores: Tensor, lengths: Tensor,
+                      graph: Graph) -> tuple[Tensor, Tensor]:
+    """``(states [B, T], arcs [B, T])`` int64 on the device, as score.py's ``_trace_back``
+    (``arcs[b, t - 1]`` enters frame ``t``; 0 at or beyond a length and where ``scores`` is
+    -inf), from :func:`triton_viterbi`'s outputs plus final weights (``last``)."""
+    B, T, S = bp.shape
+    start = torch.where(torch.isfinite(scores), last.argmax(1), -1).contiguous()
+    states = torch.zeros(B, T, dtype=torch.int64, device=bp.device)
+    arcs = torch.zeros_like(states)
+    _trace_back_kernel[(B,)](bp, graph.src.contiguous(), lengths.contiguous(), start, states,
+                             arcs, T, S, num_warps=1)
+    return states, arcs
+
+
+def maybe_best_paths(em: Tensor, lengths: Tensor, graph: Graph
+                     ) -> Optional[tuple[Tensor, Tensor, Tensor]]:
+    """``(scores [B], states [B, T], arcs [B, T])`` (device tensors) by :func:`triton_viterbi`
+    and :func:`triton_trace_back`, for float32 CUDA emissions and a shared graph that fits;
+    else None (also after a compile or launch failure, warned once: the caller runs the torch
+    path; ``UASR_TRITON_VITERBI=0`` skips the kernels)."""
     global _VITERBI_FAILED
     mode = viterbi_mode()
     if mode == "off" or (_VITERBI_FAILED and mode != "force"):
         return None
-    if not triton_supports(graph, em) or _kind(graph) != "dense":
+    if not triton_supports(graph, em):
         return None
     try:
-        return triton_viterbi(em, lengths, graph)
+        last, bp = triton_viterbi(em, lengths, graph)
+        last = last + graph.final.detach().to(last.dtype)
+        scores = last.max(dim=1).values
+        return (scores, *triton_trace_back(bp, last, scores, lengths, graph))
     except Exception as err:  # noqa: BLE001 - any kernel failure: fall back loudly, once
         if mode == "force":
             raise
