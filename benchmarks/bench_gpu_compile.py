@@ -62,6 +62,12 @@ PRUNED_FWD = dict(em_ptr=P, lab_ptr=I32, odst_ptr=I32, ow_ptr=P, olab_ptr=I32, f
                   low_all="fp32", low_kept="fp32", D="constexpr", KP="constexpr",
                   NP="constexpr", CH="constexpr", VP="constexpr", FUSED="constexpr",
                   P="constexpr", SYNC="constexpr")
+PRUNED_VITERBI = dict(em_ptr=P, lab_ptr=I32, odst_ptr=I32, ow_ptr=P, oarc_ptr=I64, len_ptr=I64,
+                      act_ptr=I64, la_ptr=P, slot_ptr=I64, arc_ptr=I64, m_ptr=P, rep_ptr=I32,
+                      cd_ptr=I32, cs_ptr=P, T="i32", V="i32", S="i32", K="i32", D="constexpr",
+                      KP="constexpr", NP="constexpr", CH="constexpr", FUSED="constexpr")
+PRUNED_TRACE_BACK = dict(act_ptr=I64, slot_ptr=I64, arc_ptr=I64, len_ptr=I64, best_ptr=I64,
+                         st_ptr=I64, arcs_ptr=I64, T="i32", K="i32")
 PRUNED_BWD = dict(act_ptr=I64, la_ptr=P, ek_ptr=P, odst_ptr=I32, ow_ptr=P, fin_ptr=P,
                   len_ptr=I64, z_ptr=P, g_ptr=P, post_ptr=P, buf_ptr=I64, beta_ptr=P,
                   bar_ptr=I32, T="i32", S="i32", K="i32", D="constexpr", DP="constexpr",
@@ -144,6 +150,12 @@ def main() -> int:
                           PRUNED_FWD, {"D": D, "KP": KP, "NP": NP, "CH": cfg["CH"], "VP": 64,
                                        "FUSED": True, "P": cfg["P"], "SYNC": cfg["P"] > 1},
                           opts, args.arch)
+        if cfg["P"] == 1:
+            ok &= compile_one(f"pruned_viterbi CH={cfg['CH']}", tp._pruned_viterbi_kernel,
+                              PRUNED_VITERBI, {"D": D, "KP": KP, "NP": NP, "CH": cfg["CH"],
+                                               "FUSED": True}, opts, args.arch)
+    ok &= compile_one("pruned_trace_back", tp._pruned_trace_back_kernel, PRUNED_TRACE_BACK, {},
+                      {"num_warps": 1}, args.arch)
     for cfg in tp.bwd_configs(KP, DP):
         opts = {n: v for n, v in cfg.items() if n not in ("KC", "P")}
         ok &= compile_one(f"pruned_bwd KC={cfg['KC']} P={cfg['P']}", tp._pruned_bwd_kernel,

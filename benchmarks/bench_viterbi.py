@@ -1,14 +1,15 @@
-"""``viterbi()`` on the bigram and trigram x loop graphs: the fused kernels (dense / block)
-vs the torch path (CUDA).
+"""``viterbi()`` on the bigram and trigram x loop graphs and the beam-pruned 4-gram (k=256):
+the fused kernels (dense / block / pruned) vs the torch path (CUDA).
 
     python benchmarks/bench_viterbi.py --json $OUT/bench_viterbi.json
     python benchmarks/bench_viterbi.py --device cpu --json F   # torch path only
 
 Both sides in the same run on the same batch (B in {8, 32, 128}, T=500, V=41): the whole
 call (max-product forward, back-pointers to the host, trace-back), median of synced wall
-times; ``kernel_ms`` is ``triton_viterbi`` alone and ``trace_back_ms`` the host trace-back
-alone (score.py's ``_trace_back`` on the torch forward's back-pointers). The results must
-agree.
+times; ``kernel_ms`` is the fused forward alone (``triton_viterbi``; for the 4-gram the
+pruned forward plus its trace-back) and ``trace_back_ms`` the host trace-back alone
+(score.py's ``_trace_back`` on the torch forward's back-pointers; exact graphs only). The
+results must agree.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.graphs import V, ngram_loop_graph  # noqa: E402
+import uasr.graph.triton_pruned as tp  # noqa: E402
 from uasr.graph import forward_backward as fb  # noqa: E402
 from uasr.graph import score, viterbi  # noqa: E402
 import uasr.graph.triton_kernels as tk  # noqa: E402
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, required=True)
     p.add_argument("--batch", type=int, nargs="+", default=[8, 32, 128])
     p.add_argument("--frames", type=int, default=500)
-    p.add_argument("--orders", type=int, nargs="+", default=[2, 3], choices=[2, 3])
+    p.add_argument("--orders", type=int, nargs="+", default=[2, 3, 4], choices=[2, 3, 4])
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     args = p.parse_args(argv)
     dev = args.device
@@ -72,34 +74,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-NAMES = {2: "bigram_loop", 3: "trigram_loop"}
+NAMES = {2: "bigram_loop", 3: "trigram_loop", 4: "fourgram_pruned"}
+BEAM = 256  # the 4-gram's (as bench_graph.py)
 
 
 def bench(graph, name: str, args, dev: str) -> list[dict]:
+    beam = BEAM if name == "fourgram_pruned" else None
+    env = tp.ENV if beam else tk.VITERBI_ENV
     rows = []
     for B in args.batch:
         gen = torch.Generator().manual_seed(B)
         em = torch.randn(B, args.frames, V, generator=gen).log_softmax(-1).to(dev)
         lengths = torch.full((B,), args.frames, dtype=torch.int64, device=dev)
         if dev == "cpu":
-            os.environ[tk.VITERBI_ENV] = "0"
+            os.environ[env] = "0"
             row = {"name": name, "B": B, "T": args.frames, "V": V,
-                   "torch_ms": round(wall_ms(lambda: viterbi(em, lengths, graph)), 3),
-                   "trace_back_ms": round(trace_back_ms(em, lengths, graph), 3)}
+                   "torch_ms": round(wall_ms(lambda: viterbi(em, lengths, graph, beam=beam)), 3),
+                   "trace_back_ms": None if beam else round(trace_back_ms(em, lengths, graph), 3)}
             rows.append(row)
             print(json.dumps(row), flush=True)
             continue
         out = {}
         for mode in ("0", "1"):
-            os.environ[tk.VITERBI_ENV] = mode
-            out[mode] = (viterbi(em, lengths, graph),
-                         wall_ms(lambda: viterbi(em, lengths, graph)))
+            os.environ[env] = mode
+            out[mode] = (viterbi(em, lengths, graph, beam=beam),
+                         wall_ms(lambda: viterbi(em, lengths, graph, beam=beam)))
         (ref, torch_ms), (fused, fused_ms) = out["0"], out["1"]
-        kernel_ms = wall_ms(lambda: tk.triton_viterbi(em, lengths, graph))
+        kernel_ms = wall_ms((lambda: tp.pruned_viterbi_triton(em, lengths, graph, beam)) if beam
+                            else (lambda: tk.triton_viterbi(em, lengths, graph)))
         row = {"name": name, "B": B, "T": args.frames, "V": V,
                "states": graph.num_states, "torch_ms": round(torch_ms, 3),
                "fused_ms": round(fused_ms, 3), "kernel_ms": round(kernel_ms, 3),
-               "trace_back_ms": round(trace_back_ms(em, lengths, graph), 3),
+               "trace_back_ms": None if beam else round(trace_back_ms(em, lengths, graph), 3),
                "speedup": round(torch_ms / fused_ms, 2),
                "same_labels": fused.labels == ref.labels,
                "max_score_diff": float((fused.scores - ref.scores).abs().max())}

@@ -35,8 +35,9 @@ import uasr.graph.triton_pruned as tp  # noqa: E402
 if not CUDA and not tp._interpreting():  # pragma: no cover - only if imported earlier
     tp = importlib.reload(tp)
 
-from uasr.graph import Graph, total_score  # noqa: E402
+from uasr.graph import Graph, total_score, viterbi  # noqa: E402
 from uasr.graph.pruned import out_arcs, pruned_backward, pruned_forward  # noqa: E402
+from uasr.graph.score import _pruned_paths  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 from benchmarks.graphs import ngram_loop_graph  # noqa: E402
@@ -350,6 +351,100 @@ def test_dispatch_switch_and_loud_fallback(monkeypatch):
             got = total_score(em, lengths, graph, beam=4)  # disabled: the torch path, quietly
         assert not [w for w in seen if "fused Triton" in str(w.message)]
         assert torch.allclose(got, ref)
+
+
+# ---------------------------------------------------------------------------- Viterbi
+def _assert_best_paths(graph: Graph, em, lengths, scores, states, arcs):
+    """Each utterance with a finite score has a path of arcs that really connects its states
+    and scores exactly that; the others have zero paths."""
+    w, labels = graph.weights.float(), graph.labels
+    for b, L in enumerate(lengths.tolist()):
+        if not math.isfinite(float(scores[b])):
+            assert not states[b].any() and not arcs[b].any()
+            continue
+        st, a = states[b, :L], arcs[b, :L - 1]
+        assert torch.equal(graph.src[a], st[:-1]) and torch.equal(graph.dst[a], st[1:])
+        total = graph.init[st[0]] + graph.final[st[-1]] + w[a].sum() \
+            + em[b, torch.arange(L, device=em.device), labels[st]].sum()
+        assert math.isclose(float(total), float(scores[b]), rel_tol=1e-5, abs_tol=1e-4), b
+
+
+def _check_viterbi(graph: Graph, k: int, B=3, T=12, V=6, seed=0, lengths=None):
+    """Kernel vs the torch pruned Viterbi on graphs without ties: scores and paths; k >= S:
+    the exact Viterbi's scores."""
+    graph = graph.to(DEV)
+    em, lengths, _ = _batch(B, T, V, seed, lengths)
+    scores, states, arcs = tp.pruned_viterbi_triton(em, lengths, graph, k)
+    _assert_best_paths(graph, em, lengths, scores, states, arcs)
+    os.environ["UASR_TRITON_PRUNED"] = "0"
+    try:
+        ref, (ok, ref_states, ref_arcs) = _pruned_paths(em, lengths, graph, k)
+        exact = viterbi(em, lengths, graph).scores if k >= graph.num_states else None
+    finally:
+        os.environ["UASR_TRITON_PRUNED"] = "force"
+    assert torch.isfinite(scores).tolist() == ok.tolist()
+    assert torch.allclose(scores[ok], ref[ok], rtol=1e-5, atol=1e-5)
+    assert (states.cpu().numpy() == ref_states).all() and (arcs.cpu().numpy() == ref_arcs).all()
+    if exact is not None:
+        assert torch.allclose(scores[ok], exact[ok], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [4, 16, "S"])
+def test_viterbi_matches_torch(k):
+    graph = _jitter(ngram_loop_graph(4, num_phones=4), seed=5)  # S = 64, D = 5
+    _check_viterbi(graph, graph.num_states if k == "S" else k, B=3, T=15, seed=2,
+                   lengths=[15, 10, 1])
+
+
+def test_viterbi_random_graph_chunks_and_dead_ends(monkeypatch):
+    """Arbitrary arcs with several candidate chunks per frame; a graph whose only final
+    state is unreachable (no path: -inf, zero paths)."""
+    graph = _with_loops(random_graph(120, 6, 480, seed=3, dtype=torch.float32), seed=3)
+    _check_viterbi(graph, 16, T=10, seed=1)
+    monkeypatch.setattr(tp, "FORCE_FWD", {"CH": 32, "num_warps": 4})
+    _check_viterbi(graph, 13, T=9, seed=3, lengths=[9, 4, 1])
+    final = torch.full((graph.num_states,), -math.inf)
+    final[-1] = 0.0
+    dead = Graph(labels=graph.labels, src=graph.src[graph.dst != graph.num_states - 1],
+                 dst=graph.dst[graph.dst != graph.num_states - 1],
+                 weights=graph.weights[graph.dst != graph.num_states - 1],
+                 init=torch.where(torch.arange(graph.num_states) == graph.num_states - 1,
+                                  -math.inf, graph.init), final=final)
+    _check_viterbi(dead, 8, B=2, T=5, seed=8, lengths=[5, 2])
+
+
+def test_viterbi_through_the_public_api():
+    """``viterbi(..., beam=k)`` runs the kernels when forced and returns what the torch
+    path returns."""
+    graph = _jitter(ngram_loop_graph(3, num_phones=5), seed=9).to(DEV)
+    em, lengths, _ = _batch(4, 12, 6, seed=10)
+    calls = []
+    real = tp.pruned_viterbi_triton
+    tp.pruned_viterbi_triton = lambda *a: calls.append(1) or real(*a)
+    try:
+        out = viterbi(em, lengths, graph, beam=6)
+    finally:
+        tp.pruned_viterbi_triton = real
+    os.environ["UASR_TRITON_PRUNED"] = "0"
+    ref = viterbi(em, lengths, graph, beam=6)
+    os.environ["UASR_TRITON_PRUNED"] = "force"
+    assert calls and out.labels == ref.labels
+    assert torch.allclose(out.scores, ref.scores, rtol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(out.states, ref.states))
+
+
+@pytest.mark.skipif(not CUDA, reason="benchmark-size check only when compiled")
+def test_benchmark_size_viterbi_on_cuda():
+    """The benchmark's 4-gram x loop at k = 256 (jittered): tuned configs; the same scores
+    as the torch pruned Viterbi and paths that attain them."""
+    graph = _jitter(ngram_loop_graph(4), seed=17, scale=0.1).to(DEV)
+    em, lengths, _ = _batch(4, 60, 41, seed=17, lengths=[60, 33, 7, 1])
+    scores, states, arcs = tp.pruned_viterbi_triton(em, lengths, graph, 256)
+    os.environ["UASR_TRITON_PRUNED"] = "0"
+    ref, _ = _pruned_paths(em, lengths, graph, 256)
+    os.environ["UASR_TRITON_PRUNED"] = "force"
+    assert torch.allclose(scores, ref, rtol=1e-5, atol=1e-4)
+    _assert_best_paths(graph, em, lengths, scores, states, arcs)
 
 
 @pytest.mark.skipif(not CUDA, reason="launch configs only differ when compiled")

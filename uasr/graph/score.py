@@ -350,6 +350,13 @@ def viterbi(emissions: Tensor, lengths: Tensor, graph: Graph, *,
     return ViterbiResult(scores.to(emissions.dtype), out_states, aligns, toks)
 
 
+def _to_host(scores: Tensor, states: Tensor, arcs: Tensor):
+    """A fused kernel's ``(scores, states [B, T], arcs [B, T])`` in the form of
+    :func:`_trace_back`'s callers: ``(scores, (ok, states, arcs))`` with numpy paths."""
+    return scores, (torch.isfinite(scores).cpu().numpy(), states.cpu().numpy(),
+                    arcs.cpu().numpy())
+
+
 def _exact_paths(em: Tensor, lengths: Tensor, graph: Graph):
     """``(scores [B], (ok [B], states [B, T], arcs [B, T]))`` of the best paths (see
     :func:`_trace_back`)."""
@@ -358,9 +365,7 @@ def _exact_paths(em: Tensor, lengths: Tensor, graph: Graph):
         from uasr.graph.triton_kernels import maybe_best_paths
         fused = maybe_best_paths(em, lengths, graph)
         if fused is not None:
-            scores, states, arcs = fused
-            return scores, (torch.isfinite(scores).cpu().numpy(), states.cpu().numpy(),
-                            arcs.cpu().numpy())
+            return _to_host(*fused)
     B = em.shape[0]
     layout = fb.LogLayout(graph, lengths)
     E = layout.gather_emissions(em, graph.labels)
@@ -410,6 +415,11 @@ def _trace_back(bp: Tensor, last: Tensor, scores: Tensor, lengths: Tensor, graph
 
 def _pruned_paths(em: Tensor, lengths: Tensor, graph: Graph, beam: int):
     """As :func:`_exact_paths`, through the kept slots of the pruned lattice."""
+    if em.is_cuda or os.environ.get("UASR_TRITON_PRUNED") == "force":
+        from uasr.graph.triton_pruned import maybe_viterbi  # issue 4: fused kernels
+        fused = maybe_viterbi(em, lengths, graph, beam)
+        if fused is not None:
+            return _to_host(*fused)
     scores, act, slot, arc, best = pruned_viterbi(em, lengths, graph, beam)
     act, slot, arc = act.cpu().numpy(), slot.cpu().numpy(), arc.cpu().numpy()
     B, T = act.shape[:2]

@@ -297,11 +297,15 @@ if HAVE_TRITON:
 
     @triton.jit
     def _compact(key, thr, cnt_gt, nsel, cs_b, cd_b, lab_ptr, em_t, act_t, la_t, ek_t, S, K,
-                 c_lo, c_hi, p, KP: tl.constexpr, NP: tl.constexpr, CH: tl.constexpr):
+                 c_lo, c_hi, p, KP: tl.constexpr, NP: tl.constexpr, CH: tl.constexpr,
+                 BP: tl.constexpr, pa, oarc_ptr, slot_t, arc_t, D: tl.constexpr):
         """Write the kept candidates among ``c_lo <= c < c_hi`` into the frame's slots: those
         above the threshold to ``[0, cnt_gt)``, the first ``K - cnt_gt`` equal to it (by
         candidate index) to ``[cnt_gt, K)``; the ranks start after the kept candidates below
-        ``c_lo`` (counted on the key tile). Program ``p = 0`` also fills the free slots."""
+        ``c_lo`` (counted on the key tile). Program ``p = 0`` also fills the free slots.
+        ``BP`` (Viterbi): instead of the emission, each kept state's back-pointer, the slot
+        of frame t-1 it came from and the arc taken (``pa`` = frame t-1's states; the four
+        pointers after ``BP`` are unused without it)."""
         nn = tl.arange(0, NP)
         cc = tl.arange(0, CH)
         ii = tl.arange(0, KP)
@@ -325,18 +329,26 @@ if HAVE_TRITON:
             sel = gt | (eq & (r_eq <= need))
             pos = tl.where(gt, r_gt - 1, cnt_gt + r_eq - 1)
             d = tl.load(cd_b + c, mask=sel, other=0, cache_modifier=".cg")
-            lab = tl.load(lab_ptr + d, mask=sel, other=0)
-            e = tl.load(em_t + lab, mask=sel, other=0.0)
             tl.store(act_t + pos, d.to(tl.int64), mask=sel)
             tl.store(la_t + pos, xc, mask=sel)
-            tl.store(ek_t + pos, e, mask=sel)
+            if BP:
+                slot = c // D
+                s = tl.load(pa + slot, mask=sel, other=0)
+                tl.store(slot_t + pos, slot.to(tl.int64), mask=sel)
+                tl.store(arc_t + pos, tl.load(oarc_ptr + s * D + (c - slot * D), mask=sel,
+                                              other=0), mask=sel)
+            else:
+                lab = tl.load(lab_ptr + d, mask=sel, other=0)
+                e = tl.load(em_t + lab, mask=sel, other=0.0)
+                tl.store(ek_t + pos, e, mask=sel)
             tot_c = tl.sum(packed, axis=0)
             n_gt += tot_c & 65535
             n_eq += tot_c >> 16
         free = (ii < K) & (ii >= nsel) & ((ii * 0 + p) == 0)
         tl.store(act_t + ii, tl.zeros([KP], dtype=tl.int64) + S, mask=free)
         tl.store(la_t + ii, tl.full([KP], NEG, tl.float32), mask=free)
-        tl.store(ek_t + ii, tl.zeros([KP], dtype=tl.float32), mask=free)
+        if not BP:
+            tl.store(ek_t + ii, tl.zeros([KP], dtype=tl.float32), mask=free)
 
     @triton.jit
     def _pruned_fwd_kernel(em_ptr, lab_ptr, odst_ptr, ow_ptr, olab_ptr, fin_ptr, len_ptr,
@@ -398,14 +410,16 @@ if HAVE_TRITON:
             exact = (low_z == 0) | ((nsel == K) & (low >= U - low_kept))
             if exact:
                 _compact(key, thr, cnt_gt, nsel, cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
-                         la_b + t * K, ek_b + t * K, S, K, c_lo, c_hi, p, KP, NP, CH)
+                         la_b + t * K, ek_b + t * K, S, K, c_lo, c_hi, p, KP, NP, CH, False, pa,
+                         pa, pa, pa, D)
             elif p == 0:  # wide beam: program 0 redoes the frame with a max per successor
                 tl.debug_barrier()
                 _scores_exact(pa, pl, odst_ptr, ow_ptr, lab_ptr, em_t, m_b, sum_b, rep_b, cd_b,
                               cs_b, S, NC, D, CH)
                 key, thr, cnt_gt, nsel, low, mxt, st = _search(cs_b, K, NC, spread, NP, FUSED)
                 _compact(key, thr, cnt_gt, nsel, cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
-                         la_b + t * K, ek_b + t * K, S, K, 0, NC, p, KP, NP, CH)
+                         la_b + t * K, ek_b + t * K, S, K, 0, NC, p, KP, NP, CH, False, pa, pa,
+                         pa, pa, D)
                 steps += st
                 redo += 1
             spread = tl.where(nsel > 0, mxt - low, 0.0)
@@ -431,6 +445,99 @@ if HAVE_TRITON:
                 tl.store(act_b + t * K + ii, a, mask=im)
                 tl.store(la_b + t * K + ii, lv, mask=im)
                 tl.store(ek_b + t * K + ii, ev, mask=im)
+
+    @triton.jit
+    def _pruned_viterbi_kernel(em_ptr, lab_ptr, odst_ptr, ow_ptr, oarc_ptr, len_ptr, act_ptr,
+                               la_ptr, slot_ptr, arc_ptr, m_ptr, rep_ptr, cd_ptr, cs_ptr, T, V,
+                               S, K, D: tl.constexpr, KP: tl.constexpr, NP: tl.constexpr,
+                               CH: tl.constexpr, FUSED: tl.constexpr):
+        # :func:`uasr.graph.pruned.pruned_viterbi` for utterance b (one program): per frame
+        # the candidates' best score per successor (atomic_max), one representative per
+        # successor (the largest candidate index attaining it, atomic_max), its score plus
+        # the successor's emission, then the forward's top-k search and compaction, which
+        # also writes each kept state's back-pointer (slot, arc). Frames >= L: not written.
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        NC = K * D
+        S1 = S + 1
+        em_b = em_ptr + b * T * V
+        act_b = act_ptr + b * T * K
+        la_b = la_ptr + b * T * K
+        slot_b = slot_ptr + b * T * K
+        arc_b = arc_ptr + b * T * K
+        m_b = m_ptr + b * S1
+        rep_b = rep_ptr + b * S1
+        cd_b = cd_ptr + b * NP
+        cs_b = cs_ptr + b * NP
+        ii = tl.arange(0, KP)
+        cc = tl.arange(0, CH)
+        l0 = tl.load(la_b + ii, mask=ii < K, other=NEG)
+        mx0 = tl.max(l0, axis=0)
+        spread = tl.where(mx0 > NEG, mx0 - tl.min(tl.where(l0 > NEG, l0, float("inf")), axis=0),
+                          0.0)
+        for t in range(1, L):
+            pa = act_b + (t - 1) * K
+            pl = la_b + (t - 1) * K
+            em_t = em_b + t * V
+            for c0 in range(0, NC, CH):  # candidates and the max per successor
+                c = c0 + cc
+                cm = c < NC
+                slot = c // D
+                s = tl.load(pa + slot, mask=cm, other=0).to(tl.int32)
+                s = tl.where(cm, s, S)
+                off = s * D + (c - slot * D)
+                d = tl.load(odst_ptr + off, mask=cm, other=0)
+                cs = tl.load(pl + slot, mask=cm, other=NEG) + tl.load(ow_ptr + off, mask=cm,
+                                                                      other=NEG)
+                ok = cm & (d < S) & (cs > NEG)
+                d = tl.where(ok, d, S)
+                tl.store(cd_b + c, d, mask=cm)
+                tl.store(cs_b + c, cs, mask=cm)
+                tl.atomic_max(m_b + d, cs, mask=ok, sem="relaxed")
+            tl.debug_barrier()
+            for c0 in range(0, NC, CH):  # the representative: the last candidate at the max
+                c = c0 + cc
+                cm = c < NC
+                d = tl.load(cd_b + c, mask=cm, other=S)
+                ok = cm & (d < S)
+                cs = tl.load(cs_b + c, mask=ok, other=NEG)
+                m = tl.load(m_b + d, mask=ok, other=0.0, cache_modifier=".cg")
+                tl.atomic_max(rep_b + d, c, mask=ok & (cs == m), sem="relaxed")
+            tl.debug_barrier()
+            for c0 in range(0, NC, CH):  # its score; it also resets the scratch
+                c = c0 + cc
+                cm = c < NC
+                d = tl.load(cd_b + c, mask=cm, other=S)
+                ok = cm & (d < S)
+                keep = ok & (tl.load(rep_b + d, mask=ok, other=-1, cache_modifier=".cg") == c)
+                m = tl.load(m_b + d, mask=keep, other=0.0, cache_modifier=".cg")
+                e = tl.load(em_t + tl.load(lab_ptr + d, mask=keep, other=0), mask=keep, other=0.0)
+                tl.store(cs_b + c, tl.where(keep, m + e, NEG), mask=cm)
+                tl.store(m_b + d, tl.full([CH], NEG, tl.float32), mask=keep)
+                tl.store(rep_b + d, tl.full([CH], -1, tl.int32), mask=keep)
+            tl.debug_barrier()
+            key, thr, cnt_gt, nsel, low, mxt, st = _search(cs_b, K, NC, spread, NP, FUSED)
+            _compact(key, thr, cnt_gt, nsel, cs_b, cd_b, lab_ptr, em_t, act_b + t * K,
+                     la_b + t * K, la_b + t * K, S, K, 0, NC, 0, KP, NP, CH, True, pa,
+                     oarc_ptr, slot_b + t * K, arc_b + t * K, D)
+            spread = tl.where(nsel > 0, mxt - low, 0.0)
+            tl.debug_barrier()
+
+    @triton.jit
+    def _pruned_trace_back_kernel(act_ptr, slot_ptr, arc_ptr, len_ptr, best_ptr, st_ptr,
+                                  arcs_ptr, T, K):
+        # One program per utterance: from its best last slot (< 0: no path, outputs stay 0)
+        # back through the kept slots, writing states [T] and the arcs entering frames 1..
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        i = tl.load(best_ptr + b)
+        if i >= 0:
+            for j in range(0, L):
+                t = L - 1 - j
+                tl.store(st_ptr + b * T + t, tl.load(act_ptr + (b * T + t) * K + i))
+                if t > 0:
+                    tl.store(arcs_ptr + b * T + t - 1, tl.load(arc_ptr + (b * T + t) * K + i))
+                    i = tl.load(slot_ptr + (b * T + t) * K + i)
 
     @triton.jit
     def _pruned_bwd_kernel(act_ptr, la_ptr, ek_ptr, odst_ptr, ow_ptr, fin_ptr, len_ptr, z_ptr,
@@ -619,8 +726,8 @@ def _run(kernel, B: int, args: tuple, consts: dict, key: tuple, cands: list[dict
 
 
 class _Tables:
-    """Per-graph int32 tables for the kernels: out-arc successors ``[S+1, D]`` (padding S),
-    their labels ``[S+1, D]`` and the state labels ``[S+1]`` (padding 0)."""
+    """Per-graph tables for the kernels: out-arc successors ``[S+1, D]`` (padding S), their
+    labels ``[S+1, D]``, the state labels ``[S+1]`` (padding 0), all int32; the arc ids."""
 
     def __init__(self, graph: Graph):
         O = out_arcs(graph)
@@ -628,6 +735,7 @@ class _Tables:
         self.odst = O.dst.to(torch.int32).contiguous()
         self.lab = torch.cat([graph.labels, graph.labels.new_zeros(1)]).to(torch.int32)
         self.olab = self.lab[O.dst].contiguous()  # [S+1, D] label of each out-arc's successor
+        self.oarc = O.arc.contiguous()  # [S+1, D] int64 arc ids (padding: A)
 
 
 def _tables(graph: Graph) -> _Tables:
@@ -708,6 +816,79 @@ def pruned_forward_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: i
          B * T * NC)
     STATS["steps"], STATS["redone"] = stats[:, 0], stats[:, 1]
     return total, PrunedContext(act, la, Ek)
+
+
+def pruned_viterbi_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: int
+                          ) -> tuple[Tensor, Tensor, Tensor]:
+    """The fused :func:`uasr.graph.pruned.pruned_viterbi` plus its trace-back: ``(scores [B],
+    states [B, T], arcs [B, T])`` on the device, as score.py's ``_pruned_paths`` (``arcs[b,
+    t - 1]`` enters frame ``t``; 0 at or beyond a length and where ``scores`` is -inf).
+    ``emissions`` float32 with the padding frames zeroed (score.py passes them so)."""
+    if not HAVE_TRITON:
+        raise RuntimeError("the fused pruned path needs the triton package")
+    if emissions.dtype != torch.float32:
+        raise ValueError(f"the fused pruned kernels compute in float32, got {emissions.dtype}")
+    em = emissions.contiguous()
+    B, T, V = em.shape
+    S = graph.num_states
+    dev = em.device
+    k = min(int(k), S)
+    tb = _tables(graph)
+    D = tb.D
+    NC = k * D
+    if NC > MAX_CANDIDATES:
+        raise ValueError(f"k * D = {NC} > {MAX_CANDIDATES}: use the torch pruned path")
+    NP, KP = _next_pow2(NC, 16), _next_pow2(k, 16)
+    ow, _ = _out_weights(graph)
+    act = torch.empty(B, T, k, dtype=torch.int64, device=dev)
+    la = torch.empty(B, T, k, dtype=torch.float32, device=dev)
+    slot = torch.empty(B, T, k, dtype=torch.int64, device=dev)
+    arc = torch.empty(B, T, k, dtype=torch.int64, device=dev)
+    v, i = torch.topk(graph.init.detach().to(torch.float32) + em[:, 0, graph.labels], k, dim=1)
+    act[:, 0], la[:, 0] = torch.where(torch.isfinite(v), i, S), v
+    m = torch.full((B, S + 1), NEG_INF, dtype=torch.float32, device=dev)
+    rep = torch.full((B, S + 1), -1, dtype=torch.int32, device=dev)
+    cd = torch.empty(B, NP, dtype=torch.int32, device=dev)
+    cs = torch.empty(B, NP, dtype=torch.float32, device=dev)
+    lens = lengths.to(device=dev, dtype=torch.int64).contiguous()
+    fused = (not _interpreting()) if FUSED_REDUCE is None else FUSED_REDUCE
+    args = (em, tb.lab, tb.odst, ow, tb.oarc, lens, act, la, slot, arc, m, rep, cd, cs, T, V, S,
+            k)
+    consts = {"D": D, "KP": KP, "NP": NP, "FUSED": fused}
+    from uasr.graph import triton_kernels as tk
+
+    def launch(cfg: dict) -> None:
+        _pruned_viterbi_kernel[(B,)](*args, **consts, **{n: v for n, v in cfg.items() if n != "P"})
+
+    if FORCE_FWD is not None:  # one program per utterance: a forced split is ignored
+        launch(FORCE_FWD)
+    else:
+        tk._launch(launch, ("pruned_viterbi", D, NP, fused, tk.batch_bucket(B)),
+                   [c for c in fwd_configs(NP) if c["P"] == 1] or
+                   [{"CH": min(2048, NP), "num_warps": 32, "num_stages": 1}], B * T * NC,
+                   em.is_cuda)
+    rows, last = torch.arange(B, device=dev), lens - 1
+    fin = la[rows, last] + torch.cat([graph.final.detach().to(torch.float32),
+                                      la.new_full((1,), NEG_INF)])[act[rows, last]]
+    scores, best = fin.max(dim=1)
+    best = torch.where(torch.isfinite(scores), best, -1).contiguous()
+    states = torch.zeros(B, T, dtype=torch.int64, device=dev)
+    arcs = torch.zeros_like(states)
+    _pruned_trace_back_kernel[(B,)](act, slot, arc, lens, best, states, arcs, T, k, num_warps=1)
+    return scores, states, arcs
+
+
+def maybe_viterbi(em: Tensor, lengths: Tensor, graph: Graph, k: int
+                  ) -> Optional[tuple[Tensor, Tensor, Tensor]]:
+    """:func:`pruned_viterbi_triton` when :func:`supported`, else None (also after a
+    failure, with a warning: the caller then runs the torch path)."""
+    if not supported(em, graph, k):
+        return None
+    try:
+        return pruned_viterbi_triton(em, lengths, graph, k)
+    except Exception as err:  # noqa: BLE001 - compile/launch failure: fall back loudly
+        _fail(err, "Viterbi")
+        return None
 
 
 def pruned_backward_triton(ctx: PrunedContext, total: Tensor, g: Tensor, lengths: Tensor,
