@@ -59,10 +59,15 @@ gradient is one ``scatter_add`` over labels on the host. Gradients w.r.t. the gr
 weights are not fused: when they are needed, the torch :func:`pruned_backward` runs on this
 forward's lattice (same ``PrunedContext``).
 
+Viterbi (``viterbi(..., beam=k)``): :func:`uasr.graph.pruned.pruned_viterbi` in one launch (one program per
+utterance; per frame the best score per successor by ``atomic_max``, the largest candidate
+index attaining it as the representative, then the same top-k search, whose compaction also
+writes the back-pointers), and a one-program-per-utterance trace-back through the kept slots.
+
 Only float32; graphs shared by the batch; ``k * D <= MAX_CANDIDATES`` (the top-k key tile).
 Launch options (``CH`` / ``KC``, warps, ``P``) are timed on the first large call per
 batch-size bucket (the shared ``triton_kernels._launch``). ``UASR_TRITON_PRUNED=0`` disables the kernels (``total_score``
-then runs the torch path); ``=force`` also uses them for CPU tensors under
+and ``viterbi`` then run the torch path); ``=force`` also uses them for CPU tensors under
 ``TRITON_INTERPRET=1`` (tests) and re-raises errors instead of falling back. Timings on an
 H100: benchmarks/bench_gpu_NOTES.md.
 """
