@@ -49,6 +49,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-stay", type=int, default=0,
                    help="loop topology: at most this many stays per label (0 = unbounded)")
     p.add_argument("--lm-order", type=int, default=3)
+    p.add_argument("--lm-scale", type=float, default=1.0,
+                   help="training only: LM log-probabilities times this (a flatter prior); "
+                        "decoding tunes its own scale")
     p.add_argument("--restart-lm-order", type=int, default=2)
     p.add_argument("--num-restarts", type=int, default=8)
     p.add_argument("--restart-iters", type=int, default=30)
@@ -291,14 +294,18 @@ class Trainer:
 
 
 def build_graph(lang_dir: Path, order: int, symbols: dict[str, int], topology: str, stay: float,
-                max_stay: int = 0):
-    """The LM x topology graph of training and decoding (``max_stay`` 0: unbounded loop)."""
-    from uasr.graph import loop, ngram_graph, one_to_one, read_arpa
+                max_stay: int = 0, lm_scale: float = 1.0):
+    """The LM x topology graph of training and decoding (``max_stay`` 0: unbounded loop).
+    ``lm_scale`` multiplies the LM's log-probabilities (not the topology's stay weights)."""
+    from uasr.graph import compose, loop, ngram_acceptor, one_to_one, read_arpa
     arpa = lang_dir / f"lm_{order}gram.arpa"
     if not arpa.is_file():
         raise FileNotFoundError(f"{arpa} is missing: run stage 2 (with this LM order) first")
     topo = one_to_one() if topology == "one_to_one" else loop(stay_prob=stay, max_stay=max_stay or None)
-    return ngram_graph(read_arpa(arpa), symbols, topo)
+    acc = ngram_acceptor(read_arpa(arpa), symbols)
+    if lm_scale != 1.0:
+        acc = dataclasses.replace(acc, weights=acc.weights * lm_scale, final=acc.final * lm_scale)
+    return compose(acc, topo)
 
 
 def load_init(path: Path, tokens_dir: Path) -> tuple[Path, dict]:
@@ -329,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         symbols = lang.symbols
         data = TokenSet.load(args.tokens_dir / "train.pt")
         graph = build_graph(args.lang_dir, args.lm_order, symbols, args.topology, args.stay_prob,
-                            args.max_stay)
+                            args.max_stay, args.lm_scale)
     except FileNotFoundError as e:
         print(f"train: {e}", file=sys.stderr)
         return 1
@@ -380,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.start_epoch <= 1:
         # phase 0: restarts under the cheap LM, chosen by training likelihood only
         rgraph = build_graph(args.lang_dir, args.restart_lm_order, symbols, args.topology,
-                             args.stay_prob, args.max_stay)
+                             args.stay_prob, args.max_stay, args.lm_scale)
         best, restarts = None, []
         bar = tqdm(total=args.num_restarts * args.restart_iters, desc="restarts", unit="it")
         for r in range(args.num_restarts):
