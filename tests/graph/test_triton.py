@@ -156,26 +156,34 @@ def test_dense_without_graph_grad():
     _compare(ngram_loop_graph(2, num_phones=5), "dense", T=6, seed=13, graph_grad=False)
 
 
-def test_block_irregular_graph(monkeypatch):
-    """Trigram table with <s> histories x loop with silence: overlapping in-sets, sources in
-    several blocks, states nobody enters except at the start."""
-    C = 3
+def _trigram_with_silence(C: int = 3) -> Graph:
+    """Trigram table with <s> histories x loop with silence (label 0): overlapping in-sets,
+    sources in several blocks, states nobody enters except at the start."""
     logp = torch.randn(C + 1, C + 1, C, generator=torch.Generator().manual_seed(0)).log_softmax(-1)
     acc = table_acceptor(logp)
     acc.label += 1  # labels 1..C; 0 is the silence
-    graph = compose(acc, loop(0.4, silence=0, silence_prob=0.2))
-    _compare(graph, "block", T=6, V=C + 1, seed=5, force_block=True, monkeypatch=monkeypatch)
+    return compose(acc, loop(0.4, silence=0, silence_prob=0.2))
+
+
+def _random_graph_with_loops() -> Graph:
+    """Arbitrary arcs plus a self-loop on every state and three parallel arcs (V = 5)."""
+    graph = random_graph(9, 5, 30, seed=7, dtype=torch.float32)
+    S = graph.num_states
+    return Graph(labels=graph.labels, src=torch.cat([graph.src, torch.arange(S), graph.src[:3]]),
+                 dst=torch.cat([graph.dst, torch.arange(S), graph.dst[:3]]),
+                 weights=torch.cat([graph.weights, torch.full((S,), -0.5), torch.zeros(3)]),
+                 init=graph.init, final=graph.final)
+
+
+def test_block_irregular_graph(monkeypatch):
+    _compare(_trigram_with_silence(), "block", T=6, V=4, seed=5, force_block=True,
+             monkeypatch=monkeypatch)
 
 
 def test_block_random_graph(monkeypatch):
     """Arbitrary arcs (parallel arcs, self-loops, unreachable states) through the block path."""
-    graph = random_graph(9, 5, 30, seed=7, dtype=torch.float32)
-    S = graph.num_states
-    graph = Graph(labels=graph.labels, src=torch.cat([graph.src, torch.arange(S), graph.src[:3]]),
-                  dst=torch.cat([graph.dst, torch.arange(S), graph.dst[:3]]),
-                  weights=torch.cat([graph.weights, torch.full((S,), -0.5), torch.zeros(3)]),
-                  init=graph.init, final=graph.final)
-    _compare(graph, "dense", T=6, V=5, seed=6, force_block=True, monkeypatch=monkeypatch)
+    _compare(_random_graph_with_loops(), "dense", T=6, V=5, seed=6, force_block=True,
+             monkeypatch=monkeypatch)
 
 
 def test_underflow_falls_back_to_log_space():
@@ -343,20 +351,10 @@ def test_block_viterbi_irregular_graphs(monkeypatch):
     """Parallel arcs, self-loops inside and outside blocks, unreachable states; and the
     trigram with <s> histories x loop with silence."""
     monkeypatch.setattr(tk, "_kind", lambda graph: "block")
-    graph = random_graph(9, 5, 30, seed=7, dtype=torch.float32)
-    S = graph.num_states
-    graph = Graph(labels=graph.labels, src=torch.cat([graph.src, torch.arange(S), graph.src[:3]]),
-                  dst=torch.cat([graph.dst, torch.arange(S), graph.dst[:3]]),
-                  weights=torch.cat([graph.weights, torch.full((S,), -0.5), torch.zeros(3)]),
-                  init=graph.init, final=graph.final)
     em, lengths, _ = _batch(3, 8, 5, seed=34)
-    _check_viterbi(graph.to(DEV), em, lengths)
-    C = 3
-    logp = torch.randn(C + 1, C + 1, C, generator=torch.Generator().manual_seed(0)).log_softmax(-1)
-    acc = table_acceptor(logp)
-    acc.label += 1
-    em, lengths, _ = _batch(3, 8, C + 1, seed=35)
-    _check_viterbi(compose(acc, loop(0.4, silence=0, silence_prob=0.2)).to(DEV), em, lengths)
+    _check_viterbi(_random_graph_with_loops().to(DEV), em, lengths)
+    em, lengths, _ = _batch(3, 8, 4, seed=35)
+    _check_viterbi(_trigram_with_silence().to(DEV), em, lengths)
 
 
 @pytest.mark.skipif(not CUDA, reason="programs run concurrently (barriers) only when compiled")

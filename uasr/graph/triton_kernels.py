@@ -197,84 +197,6 @@ if HAVE_TRITON:
         tl.store(last_ptr + b * S + r, d, mask=rm)
 
     @triton.jit
-    def _block_vtile(src_ptr, dst_ptr, lw_ptr, lpw_ptr, lab_ptr, grp, S, I: tl.constexpr,
-                     O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr, KB: tl.constexpr):
-        """:func:`_block_tile` for the max-product recursion: log-weights (-inf where there
-        is no arc) and the block rows ``kb``, whose arc ids the kernel gathers for winners."""
-        kb = grp * KB + tl.arange(0, KB)
-        oo = tl.arange(0, BO)
-        ii = tl.arange(0, BI)
-        im = (ii // 4) < (I // 4)
-        src = tl.load(src_ptr + kb[:, None] * I + ii[None, :], mask=im[None, :], other=S)
-        dst = tl.load(dst_ptr + kb[:, None] * O + oo[None, :], mask=(oo < O)[None, :], other=S)
-        dm = dst < S
-        w = tl.load(lw_ptr + (kb[:, None, None] * O + oo[None, :, None]) * I + ii[None, None, :],
-                    mask=dm[:, :, None] & im[None, None, :], other=float("-inf"))
-        lp = tl.load(lpw_ptr + dst, mask=dm, other=float("-inf"))
-        lab = tl.load(lab_ptr + dst, mask=dm, other=0)
-        return kb, src, dst, dm, w, lp, lab
-
-    @triton.jit
-    def _block_viterbi_kernel(em_ptr, lab_ptr, src_ptr, dst_ptr, lw_ptr, la_ptr, lpw_ptr, lpa_ptr,
-                              len_ptr, d_ptr, bp_ptr, bar_ptr, T, V, S, KN, t_lo, t_hi,
-                              I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr,
-                              BO: tl.constexpr, KB: tl.constexpr, P: tl.constexpr,
-                              PP: tl.constexpr, HOIST: tl.constexpr, SYNC: tl.constexpr):
-        # The block forward's program layout in the tropical semiring, log space (nothing to
-        # rescale): delta_t[dst] = max(max_i lw[dst, i] + delta_{t-1}[src_i],
-        # loop[dst] + delta_{t-1}[dst]) + e_t[lab[dst]], bp[t, dst] = the winning arc.
-        # delta lives in a two-frame ring d[b, t % 2]; frame 0 is the caller's.
-        p = tl.program_id(0)
-        b = tl.program_id(1).to(tl.int64)
-        L = tl.load(len_ptr + b).to(tl.int32)
-        NG = (KN + KB - 1) // KB
-        em_b = em_ptr + b * T * V
-        d_b = d_ptr + b * 2 * S
-        oo = tl.arange(0, BO)
-        if HOIST:
-            kb, src, dst, dm, w, lp, lab = _block_vtile(src_ptr, dst_ptr, lw_ptr, lpw_ptr,
-                                                        lab_ptr, p, S, I, O, BI, BO, KB)
-        for t in range(t_lo, tl.minimum(t_hi, L)):
-            if t > t_lo:
-                step_sync(bar_ptr + b, P * (t - t_lo), SYNC)
-            prev = d_b + ((t - 1) % 2) * S
-            cur = d_b + (t % 2) * S
-            em_t = em_b + t * V
-            for grp in range(p, NG, P):
-                if not HOIST:
-                    kb, src, dst, dm, w, lp, lab = _block_vtile(src_ptr, dst_ptr, lw_ptr, lpw_ptr,
-                                                                lab_ptr, grp, S, I, O, BI, BO, KB)
-                x = tl.load(prev + src, mask=src < S, other=float("-inf"), cache_modifier=".cg")
-                xl = tl.load(prev + dst, mask=dm, other=float("-inf"), cache_modifier=".cg")
-                e = tl.load(em_t + lab, mask=dm, other=float("-inf"))
-                best, j = tl.max(w + x[:, None, :], axis=2, return_indices=True)
-                arc = tl.load(la_ptr + (kb[:, None] * O + oo[None, :]) * I + j, mask=dm, other=-1)
-                stay = xl + lp
-                take = stay > best
-                arc = tl.where(take, tl.load(lpa_ptr + dst, mask=dm & take, other=-1), arc)
-                best = tl.where(take, stay, best)
-                tl.store(bp_ptr + (b * T + t) * S + dst, tl.where(best > float("-inf"), arc, -1),
-                         mask=dm)
-                tl.store(cur + dst, best + e, mask=dm)
-
-    @triton.jit
-    def _trace_back_kernel(bp_ptr, src_ptr, len_ptr, start_ptr, st_ptr, arc_ptr, T, S):
-        # One program per utterance follows its back-pointers from the best last state
-        # (start < 0: no path; the outputs stay 0): a chain of dependent scalar loads,
-        # cheaper than moving [B, T, S] back-pointers to the host.
-        b = tl.program_id(0).to(tl.int64)
-        L = tl.load(len_ptr + b).to(tl.int32)
-        s = tl.load(start_ptr + b)
-        if s >= 0:
-            tl.store(st_ptr + b * T + L - 1, s)
-            for j in range(1, L):
-                t = L - j
-                a = tl.load(bp_ptr + (b * T + t) * S + s).to(tl.int64)
-                tl.store(arc_ptr + b * T + t - 1, a)
-                s = tl.load(src_ptr + a)
-                tl.store(st_ptr + b * T + t - 1, s)
-
-    @triton.jit
     def _utterance_sync(cnt_ptr, target):
         """Barrier of the P programs of one utterance: each adds 1 to the utterance's counter,
         then waits until it reaches ``target`` (P x frames done in this launch). Scalar
@@ -300,9 +222,11 @@ if HAVE_TRITON:
 
     @triton.jit
     def _block_tile(src_ptr, dst_ptr, wt_ptr, loop_ptr, lab_ptr, grp, S, I: tl.constexpr,
-                    O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr, KB: tl.constexpr):
+                    O: tl.constexpr, BI: tl.constexpr, BO: tl.constexpr, KB: tl.constexpr,
+                    FILL: tl.constexpr = 0.0):
         """Group ``grp`` of KB blocks: sources [KB, BI], outputs [KB, BO], weights
-        [KB, BO, BI], self-loop weights and labels of the outputs."""
+        [KB, BO, BI], self-loop weights and labels of the outputs; ``FILL`` where there is no
+        arc (0 for probabilities, -inf for the Viterbi kernel's log-weights)."""
         kb = grp * KB + tl.arange(0, KB)
         oo = tl.arange(0, BO)
         ii = tl.arange(0, BI)
@@ -313,8 +237,8 @@ if HAVE_TRITON:
         dst = tl.load(dst_ptr + kb[:, None] * O + oo[None, :], mask=(oo < O)[None, :], other=S)
         dm = dst < S
         w = tl.load(wt_ptr + (kb[:, None, None] * O + oo[None, :, None]) * I + ii[None, None, :],
-                    mask=dm[:, :, None] & im[None, None, :], other=0.0)
-        lp = tl.load(loop_ptr + dst, mask=dm, other=0.0)
+                    mask=dm[:, :, None] & im[None, None, :], other=FILL)
+        lp = tl.load(loop_ptr + dst, mask=dm, other=FILL)
         lab = tl.load(lab_ptr + dst, mask=dm, other=0)
         return src, dst, dm, w, lp, lab
 
@@ -418,6 +342,68 @@ if HAVE_TRITON:
                 acc2 += gv
             tl.store(pm_b + tp * PP + p, tl.max(tl.max(mx2, axis=1), axis=0))
             tl.store(ps_ptr + (b * T + tp) * PP + p, tl.sum(tl.sum(acc2, axis=1), axis=0))
+
+    @triton.jit
+    def _block_viterbi_kernel(em_ptr, lab_ptr, src_ptr, dst_ptr, lw_ptr, la_ptr, lpw_ptr, lpa_ptr,
+                              len_ptr, d_ptr, bp_ptr, bar_ptr, T, V, S, KN, t_lo, t_hi,
+                              I: tl.constexpr, O: tl.constexpr, BI: tl.constexpr,
+                              BO: tl.constexpr, KB: tl.constexpr, P: tl.constexpr,
+                              PP: tl.constexpr, HOIST: tl.constexpr, SYNC: tl.constexpr):
+        # The block forward's program layout in the tropical semiring, log space (nothing to
+        # rescale): delta_t[dst] = max(max_i lw[dst, i] + delta_{t-1}[src_i],
+        # loop[dst] + delta_{t-1}[dst]) + e_t[lab[dst]], bp[t, dst] = the winning arc.
+        # delta lives in a two-frame ring d[b, t % 2]; frame 0 is the caller's.
+        p = tl.program_id(0)
+        b = tl.program_id(1).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        NG = (KN + KB - 1) // KB
+        em_b = em_ptr + b * T * V
+        d_b = d_ptr + b * 2 * S
+        oo = tl.arange(0, BO)
+        if HOIST:
+            src, dst, dm, w, lp, lab = _block_tile(src_ptr, dst_ptr, lw_ptr, lpw_ptr, lab_ptr, p,
+                                                   S, I, O, BI, BO, KB, float("-inf"))
+        for t in range(t_lo, tl.minimum(t_hi, L)):
+            if t > t_lo:
+                step_sync(bar_ptr + b, P * (t - t_lo), SYNC)
+            prev = d_b + ((t - 1) % 2) * S
+            cur = d_b + (t % 2) * S
+            em_t = em_b + t * V
+            for grp in range(p, NG, P):
+                if not HOIST:
+                    src, dst, dm, w, lp, lab = _block_tile(src_ptr, dst_ptr, lw_ptr, lpw_ptr,
+                                                           lab_ptr, grp, S, I, O, BI, BO, KB,
+                                                           float("-inf"))
+                kb = grp * KB + tl.arange(0, KB)  # the group's block rows (arc-id lookup)
+                x = tl.load(prev + src, mask=src < S, other=float("-inf"), cache_modifier=".cg")
+                xl = tl.load(prev + dst, mask=dm, other=float("-inf"), cache_modifier=".cg")
+                e = tl.load(em_t + lab, mask=dm, other=float("-inf"))
+                best, j = tl.max(w + x[:, None, :], axis=2, return_indices=True)
+                arc = tl.load(la_ptr + (kb[:, None] * O + oo[None, :]) * I + j, mask=dm, other=-1)
+                stay = xl + lp
+                take = stay > best
+                arc = tl.where(take, tl.load(lpa_ptr + dst, mask=dm & take, other=-1), arc)
+                best = tl.where(take, stay, best)
+                tl.store(bp_ptr + (b * T + t) * S + dst, tl.where(best > float("-inf"), arc, -1),
+                         mask=dm)
+                tl.store(cur + dst, best + e, mask=dm)
+
+    @triton.jit
+    def _trace_back_kernel(bp_ptr, src_ptr, len_ptr, start_ptr, st_ptr, arc_ptr, T, S):
+        # One program per utterance follows its back-pointers from the best last state
+        # (start < 0: no path; the outputs stay 0): a chain of dependent scalar loads,
+        # cheaper than moving [B, T, S] back-pointers to the host.
+        b = tl.program_id(0).to(tl.int64)
+        L = tl.load(len_ptr + b).to(tl.int32)
+        s = tl.load(start_ptr + b)
+        if s >= 0:
+            tl.store(st_ptr + b * T + L - 1, s)
+            for j in range(1, L):
+                t = L - j
+                a = tl.load(bp_ptr + (b * T + t) * S + s).to(tl.int64)
+                tl.store(arc_ptr + b * T + t - 1, a)
+                s = tl.load(src_ptr + a)
+                tl.store(st_ptr + b * T + t - 1, s)
 
 
 # ============================================================================ launch + tuning

@@ -768,25 +768,28 @@ def _out_weights(graph: Graph) -> tuple[Tensor, float]:
     return ow, wmax
 
 
-def pruned_forward_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: int):
-    """The fused pruned forward: ``(total [B], PrunedContext)`` as
-    :func:`uasr.graph.pruned.pruned_forward` (``emissions`` float32 ``[B, T, V]`` with the
-    padding frames zeroed, as score.py passes them)."""
+def _prepare(emissions: Tensor, graph: Graph, k: int) -> tuple[Tensor, int, _Tables, int, int]:
+    """Checks shared by the fused forward and Viterbi: ``(contiguous emissions, k clipped to
+    S, the graph's tables, NP = candidate tile, KP = slot tile)``."""
     if not HAVE_TRITON:
         raise RuntimeError("the fused pruned path needs the triton package")
     if emissions.dtype != torch.float32:
         raise ValueError(f"the fused pruned kernels compute in float32, got {emissions.dtype}")
-    em = emissions.contiguous()
-    B, T, V = em.shape
-    S = graph.num_states
-    dev = em.device
-    k = min(int(k), S)
+    k = min(int(k), graph.num_states)
     tb = _tables(graph)
-    D = tb.D
-    NC = k * D
+    NC = k * tb.D
     if NC > MAX_CANDIDATES:
         raise ValueError(f"k * D = {NC} > {MAX_CANDIDATES}: use the torch pruned path")
-    NP, KP = _next_pow2(NC, 16), _next_pow2(k, 16)
+    return emissions.contiguous(), k, tb, _next_pow2(NC, 16), _next_pow2(k, 16)
+
+
+def pruned_forward_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: int):
+    """The fused pruned forward: ``(total [B], PrunedContext)`` as
+    :func:`uasr.graph.pruned.pruned_forward` (``emissions`` float32 ``[B, T, V]`` with the
+    padding frames zeroed, as score.py passes them)."""
+    em, k, tb, NP, KP = _prepare(emissions, graph, k)
+    B, T, V = em.shape
+    S, D, dev = graph.num_states, tb.D, em.device
     init = graph.init.detach().to(torch.float32)
     final = torch.cat([graph.final.detach().to(torch.float32),
                        graph.final.new_full((1,), NEG_INF).to(torch.float32)]).contiguous()
@@ -818,7 +821,7 @@ def pruned_forward_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: i
           "low_kept": float(FAST_LOW[1]), "D": D, "KP": KP, "NP": NP, "VP": _next_pow2(V, 16),
           "FUSED": fused},
          ("pruned_fwd", D, NP, fused, tk.batch_bucket(B)), fwd_configs(NP), FORCE_FWD,
-         B * T * NC)
+         B * T * k * D)
     STATS["steps"], STATS["redone"] = stats[:, 0], stats[:, 1]
     return total, PrunedContext(act, la, Ek)
 
@@ -829,21 +832,9 @@ def pruned_viterbi_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: i
     states [B, T], arcs [B, T])`` on the device, as score.py's ``_pruned_paths`` (``arcs[b,
     t - 1]`` enters frame ``t``; 0 at or beyond a length and where ``scores`` is -inf).
     ``emissions`` float32 with the padding frames zeroed (score.py passes them so)."""
-    if not HAVE_TRITON:
-        raise RuntimeError("the fused pruned path needs the triton package")
-    if emissions.dtype != torch.float32:
-        raise ValueError(f"the fused pruned kernels compute in float32, got {emissions.dtype}")
-    em = emissions.contiguous()
+    em, k, tb, NP, KP = _prepare(emissions, graph, k)
     B, T, V = em.shape
-    S = graph.num_states
-    dev = em.device
-    k = min(int(k), S)
-    tb = _tables(graph)
-    D = tb.D
-    NC = k * D
-    if NC > MAX_CANDIDATES:
-        raise ValueError(f"k * D = {NC} > {MAX_CANDIDATES}: use the torch pruned path")
-    NP, KP = _next_pow2(NC, 16), _next_pow2(k, 16)
+    S, D, dev = graph.num_states, tb.D, em.device
     ow, _ = _out_weights(graph)
     act = torch.empty(B, T, k, dtype=torch.int64, device=dev)
     la = torch.empty(B, T, k, dtype=torch.float32, device=dev)
@@ -870,7 +861,7 @@ def pruned_viterbi_triton(emissions: Tensor, lengths: Tensor, graph: Graph, k: i
     else:
         tk._launch(launch, ("pruned_viterbi", D, NP, fused, tk.batch_bucket(B)),
                    [c for c in fwd_configs(NP) if c["P"] == 1] or
-                   [{"CH": min(2048, NP), "num_warps": 32, "num_stages": 1}], B * T * NC,
+                   [{"CH": min(2048, NP), "num_warps": 32, "num_stages": 1}], B * T * k * D,
                    em.is_cuda)
     rows, last = torch.arange(B, device=dev), lens - 1
     fin = la[rows, last] + torch.cat([graph.final.detach().to(torch.float32),
