@@ -10,6 +10,8 @@
 #   insertion_bonuses        optional: loop-topology bonuses per new token tuned on dev (default 0,1,2)
 #   oracle_errors            optional: diagnostic token sets, reference boundaries with injected
 #                            errors (prepare-tokens --oracle-errors, e.g. delete:0.15)
+#   speaker_norm             optional: cmvn (default) or whiten, the features of the units
+#                            (prepare-tokens --speaker-norm)
 #   train_opts               optional: options every system's `uasr train` gets
 #   run_systems              array of "name|tokens|extra train options" (tokens: oracle, unsup, frames;
 #                            options "ctc: ..." train the supervised CTC baseline with `uasr train-ctc`)
@@ -24,12 +26,17 @@ stage_1() {
   need $corpus/manifests/${manifest_prefix}_supervisions_test.jsonl.gz 0
   local outs=("$tokens/frames/test.pt") e errors=${oracle_errors:-}
   for e in ${errors//,/ }; do outs+=("$tokens/oracle_${e/:/}/test.pt"); done
+  local norm=${speaker_norm:-cmvn} built
+  if [ "$force" != true ] && [ -e "$tokens/frames/test.pt" ]; then  # no marker: CMVN (older builds)
+    built=$(cat "$tokens/speaker_norm.txt" 2>/dev/null || echo cmvn)
+    [ "$built" = "$norm" ] || die "$tokens was built with --speaker-norm $built, not $norm: add --force true to rebuild it"
+  fi
   skip_if_done "${outs[@]}" && return 0
   [ "$force" = true ] && rm -rf "$tokens" "$feats"
   # shellcheck disable=SC2086
   _timed 1 uasr prepare-tokens --manifest-dir $corpus/manifests --manifest-prefix $manifest_prefix \
     --feat-dir $feats --out-dir $tokens --feature $feature --num-units $num_units --seed $seed --nj $nj \
-    ${errors:+--oracle-errors $errors} || die "stage 1 failed (see the message above)"
+    --speaker-norm $norm ${errors:+--oracle-errors $errors} || die "stage 1 failed (see the message above)"
 }
 
 _train_one() {  # _train_one NAME TOKENS OPTS   (OPTS "ctc: ..." = the supervised CTC baseline)

@@ -10,6 +10,7 @@ nj=2
 voices=default      # flite + festival (one CMU pronunciation source); all: + espeak-ng accents; or engine:voice,...
 feature=fbank
 num_units=0          # k-means units over segments (0 = by size: tiny 64, else 128)
+speaker_norm=cmvn    # units from per-speaker CMVN or whitened features (whiten: results/<size>_speaker-norm-whiten)
 lm_order=3           # the LM prior of training and decoding (restarts use a bigram)
 num_restarts=0       # 0 = by size
 # loop topology over unsupervised segments: chosen among 0.05/0.1/0.2/0.5 by training likelihood
@@ -46,6 +47,7 @@ _setup() {
   results_dir=$synth_dir  # the committed results of the default run
   [ "$tag" = default ] || results_dir=$synth_dir/results/$tag
   [ "$systems" = auto ] || results_dir=$synth_dir/results/${tag}_systems-$systems  # + diagnostics
+  [ "$speaker_norm" = cmvn ] || results_dir=$synth_dir/results/${tag}_speaker-norm-$speaker_norm
   # the diagnostic rows on reference boundaries with one kind of segmenter error each
   [ "$systems" = all ] && oracle_errors=jitter:2,delete:0.15,insert:0.18
   [ "$size" = tiny ] && results_dir=$exp  # CI-size runs never overwrite committed results

@@ -1,8 +1,9 @@
 import numpy as np
+import pytest
 import soundfile as sf
 from lhotse import CutSet, Recording, SupervisionSegment, SupervisionSet, RecordingSet
 
-from uasr.data.features import compute_features, speaker_cmvn
+from uasr.data.features import compute_features, speaker_cmvn, speaker_whiten
 
 
 def test_speaker_cmvn_normalises_per_speaker():
@@ -13,6 +14,23 @@ def test_speaker_cmvn_normalises_per_speaker():
     np.testing.assert_allclose(a.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(a.std(0), 1, atol=1e-3)
     np.testing.assert_allclose(out["b1"].mean(0), 0, atol=1e-5)
+
+
+def test_speaker_whiten_decorrelates_per_speaker():
+    rng = np.random.default_rng(0)
+    mix = np.array([[1.0, 0.8, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 2.0]])
+    feats = {"a1": rng.normal(size=(400, 3)) @ mix + 3, "a2": rng.normal(size=(300, 3)) @ mix + 3,
+             "b1": rng.normal(size=(500, 3)) @ mix.T - 1}
+    spk = {"a1": "A", "a2": "A", "b1": "B"}
+    out = speaker_whiten(feats, spk, shrinkage=0.0)
+    for x in (np.concatenate([out["a1"], out["a2"]]), out["b1"]):
+        np.testing.assert_allclose(x.mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(np.cov(x, rowvar=False), np.eye(3), atol=1e-3)
+    # full shrinkage towards the diagonal is plain per-speaker CMVN (up to ddof)
+    cm, wh = speaker_cmvn(feats, spk), speaker_whiten(feats, spk, shrinkage=1.0)
+    np.testing.assert_allclose(wh["b1"], cm["b1"], rtol=2e-3, atol=2e-3)
+    with pytest.raises(ValueError, match="shrinkage"):
+        speaker_whiten(feats, spk, shrinkage=1.5)
 
 
 def test_lhotse_fbank_frames(tmp_path):

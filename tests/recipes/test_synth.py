@@ -48,6 +48,16 @@ def test_tiny_recipe_end_to_end():
     r1 = [r for r in rows if r["tokens"] == "oracle-units"][0]
     floor = [r for r in rows if r["supervision"] == "lm-only" and r["tokens"] == "oracle-segments"][0]
     assert r1["per_test"] < 0.5 * floor["per_test"]
+    # stage 1 refuses to reuse tokens built with another --speaker-norm (one line, nothing redone)
+    tokens = ROOT / "recipes/synth/data/tokens_tiny"
+    assert (tokens / "speaker_norm.txt").read_text().strip() == "cmvn"
+    before = (tokens / "unsup/train.pt").stat().st_mtime_ns
+    proc = subprocess.run(["./run.sh", "--size", "tiny", "--stage", "1", "--stop-stage", "1",
+                           "--speaker-norm", "whiten"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode != 0
+    assert "built with --speaker-norm cmvn, not whiten" in proc.stderr and "--force true" in proc.stderr
+    assert (tokens / "unsup/train.pt").stat().st_mtime_ns == before
 
 
 def test_stage_before_inputs_fails_with_one_line(tmp_path):

@@ -1,4 +1,5 @@
-"""Stage 1 of every speech recipe: features, per-speaker CMVN, segments, pooled features, units.
+"""Stage 1 of every speech recipe: features, per-speaker normalisation, segments, pooled features,
+units.
 
 Writes ``<out-dir>/<tokens>/<split>.pt`` for tokens in ``oracle`` (reference phone boundaries:
 TTS timings or TIMIT's .PHN), ``unsup`` (spectral-change segmentation, no labels) and
@@ -7,6 +8,8 @@ train split only. ``--oracle-errors delete:0.15,...`` adds diagnostic token sets
 ``oracle_<error><amount>``: the reference boundaries with one kind of segmenter error injected
 (:func:`uasr.data.segments.perturb_boundaries`). Corpora without time-aligned phones (LibriSpeech, custom corpora) get
 ``unsup`` and ``frames`` only; their references come from the transcripts (the lang stage).
+The segmenter reads per-speaker CMVN features; pooled features and units are built from the
+same or, with ``--speaker-norm whiten``, from per-speaker whitened ones.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 COMMAND = "prepare-tokens"
-HELP = "features + CMVN + segments + pooled segment features + k-means units"
+HELP = "features + speaker normalisation + segments + pooled segment features + k-means units"
 SPLITS = ("train", "dev", "test")
 
 
@@ -37,6 +40,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature", default="fbank", help="fbank | mfcc")
     p.add_argument("--num-units", type=int, default=128, help="k-means units over segments")
     p.add_argument("--frame-units", type=int, default=64, help="k-means units over frames (control)")
+    p.add_argument("--speaker-norm", choices=("cmvn", "whiten"), default="cmvn",
+                   help="features the units and pooled features are built from: per-speaker CMVN, "
+                        "or per-speaker whitening (decorrelates the voice's spectral shape; "
+                        "uasr.data.features.speaker_whiten). The segmenter always reads CMVN "
+                        "features. Written to <out-dir>/speaker_norm.txt")
+    p.add_argument("--whiten-shrinkage", type=float, default=0.2,
+                   help="whitening: covariance shrunk this far towards its diagonal")
     # segmenter settings picked by boundary F1 (20 ms) on the default corpus' dev set: the
     # two-window change with w=3 reaches F1 0.78 at 1.00 hyp per ref boundary (w=1: 0.70 at
     # 1.28; the earlier central difference |x[t+1] - x[t-1]|: 0.73 at 1.17)
@@ -65,11 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # the machines are small and shared: threads only oversubscribe
     from lhotse import CutSet
 
-    from uasr.data.features import compute_features, load_cuts, save_cuts, speaker_cmvn
+    from uasr.data.features import compute_features, load_cuts, save_cuts, speaker_cmvn, speaker_whiten
     from uasr.data.segments import (SEGMENT_ERRORS, boundary_f1, frame_labels, oracle_boundaries,
                                     perturb_boundaries, pool_segments, segment_labels,
                                     spectral_change_boundaries)
 
+    if not 0.0 <= args.whiten_shrinkage <= 1.0:
+        print(f"prepare-tokens: --whiten-shrinkage {args.whiten_shrinkage}: expected a value in "
+              "[0, 1] (0.2 by default)", file=sys.stderr)
+        return 1
     errors: dict[str, tuple[str, float]] = {}  # token-set name -> (error, amount)
     for item in filter(None, args.oracle_errors.split(",")):
         err, _, amount = item.partition(":")
@@ -106,9 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             # alignment times are relative to the recording; make them relative to the cut
             ali = [(a.symbol, a.start - sup.start, a.duration) for a in phones] if phones else None
             rows.append({"id": cut.id, "speaker": sup.speaker, "ali": ali, "text": sup.text})
-        feats = speaker_cmvn(feats, spk)
+        # CMVN features drive the segmenter (whitening would amplify the within-phone jitter
+        # of low-variance directions that its change score picks up); units: --speaker-norm
+        cmvn = speaker_cmvn(feats, spk)
+        unit_feats = speaker_whiten(feats, spk, args.whiten_shrinkage) \
+            if args.speaker_norm == "whiten" else cmvn
         for r in rows:
-            r["x"] = feats[r["id"]]
+            r["x"], r["u"] = cmvn[r["id"]], unit_feats[r["id"]]
         utts[split] = rows
 
     aligned = [r["ali"] is not None for split in SPLITS for r in utts[split]]
@@ -131,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed)
         for split in SPLITS:
             for r in utts[split]:
-                x, T = r["x"], len(r["x"])
+                x, T = r["u"], len(r["u"])
                 flab = frame_labels(r["ali"], T) if aligned else None
                 ob = oracle_boundaries(r["ali"], T) if aligned else None
                 if kind == "oracle":
@@ -139,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                 elif kind in errors:
                     b = perturb_boundaries(ob, *errors[kind], rng)
                 elif kind == "unsup":
-                    b = spectral_change_boundaries(x, args.min_seg, args.seg_threshold, args.seg_window)
+                    b = spectral_change_boundaries(r["x"], args.min_seg, args.seg_threshold,
+                                                   args.seg_window)
                     if aligned:
                         h, a, c = boundary_f1(ob, b)
                         hits, nh, nr = hits + h, nh + a, nr + c
@@ -184,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             tmp = args.out_dir / kind / "segmentation.json.tmp"
             tmp.write_text(json.dumps(stats, indent=1))
             os.replace(tmp, args.out_dir / kind / "segmentation.json")
+    tmp = args.out_dir / "speaker_norm.txt.tmp"  # lets a recipe tell which tokens it has
+    tmp.write_text(args.speaker_norm + "\n")
+    os.replace(tmp, args.out_dir / "speaker_norm.txt")
     return 0
 
 
