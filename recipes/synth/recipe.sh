@@ -63,7 +63,8 @@ kind of segmenter error each: \`oracle_jitter2\` (every boundary moved by up to 
 segments split)). \`_from-table\`: the hybrid
 starts from the unsupervised table's posteriors on the training tokens (no labels).
 The mismatched variant (\`--voices all\`: + espeak-ng accents, whose pronunciations are not
-CMUdict's) writes recipes/synth/results/default_voices-all/. Not run yet: \`--size large\`."
+CMUdict's) writes recipes/synth/results/default_voices-all/; \`--size large\` (5 x the
+training speech) writes recipes/synth/results/large/."
   [ "$num_units" = 0 ] && num_units=$(_by_size 64 128)
   [ "$num_restarts" = 0 ] && num_restarts=$(_by_size 2 4)
   restart_iters=$(_by_size 20 40)
