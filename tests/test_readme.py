@@ -1,9 +1,10 @@
-"""The README's engine example runs as written."""
+"""The README's engine example runs as written, and the docs' relative links resolve."""
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
 def test_readme_engine_example_runs(tmp_path, monkeypatch):
@@ -18,3 +19,17 @@ def test_readme_engine_example_runs(tmp_path, monkeypatch):
     exec(compile(blocks[0], str(README), "exec"), scope)
     assert len(scope["hyps"]) == 8
     assert scope["theta"].grad is not None
+
+
+def test_markdown_links_resolve():
+    """Every relative link in the committed docs names a file in the repository."""
+    docs = [README, *ROOT.glob("recipes/*/*.md"), *ROOT.glob("recipes/*/results/*/*.md")]
+    broken = []
+    for doc in docs:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            path = (doc.parent / target.split("#")[0]).resolve()
+            if "://" in target or target.startswith("#") or not path.is_relative_to(ROOT):
+                continue  # web links, anchors, and ../shared (outside the repository)
+            if not path.exists():
+                broken.append(f"{doc.relative_to(ROOT)} -> {target}")
+    assert not broken, broken

@@ -139,7 +139,7 @@ all_systems=(
   "r3_unsup-seg_table_unsup_loop-max1_from-sup|unsup|--topology loop --stay-prob 0.2 --max-stay 1 --init-from EXPDIR/r3_unsup-seg_table_sup_loop-max1/epoch-0.pt"
   "r2_oracle-seg_table_unsup_loop-max1|oracle|--topology loop --stay-prob 0.2 --max-stay 1"
   # the hybrid under the bounded loop: label-free starts end at the floor, the supervised start
-  # near its ceiling, and after 5 epochs the floor solution has the higher likelihood (README)
+  # near its ceiling, and after 5 epochs the floor solution has the higher likelihood (README.md here)
   "r3_unsup-seg_hybrid_unsup_loop-max1|unsup|--emission hybrid --topology loop --stay-prob 0.2 --max-stay 1 --num-restarts 8 --restart-iters 20 --restart-utts 600 --num-epochs HYB_EPOCHS"
   "r3_unsup-seg_hybrid_sup_loop-max1|unsup|--emission hybrid --supervision sup --topology loop --stay-prob 0.2 --max-stay 1"
   "r3_unsup-seg_hybrid_unsup_loop-max1_from-sup|unsup|--emission hybrid --topology loop --stay-prob 0.2 --max-stay 1 --init-from EXPDIR/r3_unsup-seg_hybrid_sup_loop-max1/epoch-0.pt --num-epochs HYB_EPOCHS"

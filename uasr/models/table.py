@@ -22,11 +22,9 @@ class TableEmission(torch.nn.Module):
         return em * mask[..., None]
 
     @torch.no_grad()
-    def random_init(self, generator: torch.Generator, concentration: float = 1.0) -> None:
-        """Rows drawn from a symmetric Dirichlet (a random restart)."""
-        g = torch.empty_like(self.logits).exponential_(generator=generator)  # Dirichlet(1)
-        if concentration != 1.0:
-            g = torch._standard_gamma(torch.full_like(self.logits, concentration))
+    def random_init(self, generator: torch.Generator) -> None:
+        """Rows drawn from a flat Dirichlet (a random restart): normalised exponentials."""
+        g = torch.empty_like(self.logits).exponential_(generator=generator)
         self.logits.copy_(g.clamp_min(1e-8).log())
 
     @torch.no_grad()
