@@ -44,6 +44,13 @@ def test_gradient_is_minus_occupancy_and_em_increases_likelihood():
     assert grad.abs().sum() > 0
 
 
+def test_m_step_sparse_prior_is_the_clipped_map():
+    m = TableEmission(2, 3)
+    m.m_step(torch.tensor([[5.0, 0.5, 2.0], [1.0, 1.0, 2.0]]), smoothing=-1.0)
+    expected = torch.tensor([[4.0, 1e-6, 1.0], [1e-6, 1e-6, 1.0]])
+    assert torch.allclose(m.log_q().exp(), expected / expected.sum(1, keepdim=True))
+
+
 def test_supervised_counts():
     units = torch.tensor([[0, 1, 1]])
     gamma = torch.nn.functional.one_hot(torch.tensor([[2, 0, 0]]), 3).float()

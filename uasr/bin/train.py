@@ -64,7 +64,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="run the restarts on a fixed random subset of this many utterances (0 = all)")
     p.add_argument("--max-utts", type=int, default=0, help="cap training utterances (0 = all)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--smoothing", type=float, default=0.01, help="table: additive count smoothing")
+    p.add_argument("--smoothing", type=float, default=0.01,
+                   help="table: Dirichlet prior as pseudo-counts per cell (negative = sparse MAP)")
     p.add_argument("--sup-iters", type=int, default=10,
                    help="--supervision sup without aligned labels: EM iterations on transcript graphs")
     p.add_argument("--seed", type=int, default=1)

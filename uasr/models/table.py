@@ -29,8 +29,13 @@ class TableEmission(torch.nn.Module):
 
     @torch.no_grad()
     def m_step(self, counts: torch.Tensor, smoothing: float = 0.01) -> None:
-        """Maximum-likelihood (with additive smoothing) update from expected counts ``[C, K]``."""
-        self.logits.copy_((counts + smoothing).log())
+        """MAP update from expected counts ``[C, K]`` under a symmetric Dirichlet(1 + smoothing).
+
+        Positive ``smoothing`` adds pseudo-counts; negative is a sparse prior (alpha < 1, as in
+        Bayesian decipherment): cells whose count falls below ``-smoothing`` get a tiny floor
+        instead of zero, so that no unit becomes impossible for a phone.
+        """
+        self.logits.copy_((counts + smoothing).clamp_min(1e-6).log())
 
     @staticmethod
     def counts(units: torch.Tensor, lengths: torch.Tensor, occupancy: torch.Tensor,
