@@ -10,6 +10,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 import torch
 
 from uasr.bin import decode as decode_cli
@@ -55,6 +56,12 @@ def test_supervised_ceiling_and_decoding_from_transcripts(tmp_path: Path):
         assert train.main(common + ["--exp-dir", str(tmp_path / name), *opts]) == 0
         assert decode_cli.main(["--exp-dir", str(tmp_path / name), "--tokens-dir", str(tok), "--lang-dir",
                                 str(lang), "--lm-scales", "1"]) == 0
+    def strict(path: Path) -> dict:  # standard JSON: no NaN/Infinity literals
+        return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path}: {c}"))
+
+    info = strict(tmp_path / "floor" / "train.json")
+    assert info["train_ll_per_token"] is None and info["args"]["stay_prob"] == 0.5
+    assert info["args"]["init_from"] is None and strict(tmp_path / "sup" / "train.json")["train_ll_per_token"] < 0
     sup = json.loads((tmp_path / "sup" / "decode.json").read_text())
     floor = json.loads((tmp_path / "floor" / "decode.json").read_text())
     assert sup["test"]["per"] < 15 < 50 < floor["test"]["per"], (sup["test"]["per"], floor["test"]["per"])

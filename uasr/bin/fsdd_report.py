@@ -139,7 +139,7 @@ def markdown(res: dict, title: str) -> str:
             "| LM scale | train LL/tok (sup LL/tok) | train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ll, sll = r["train_ll_per_token"], r["supervised_ll_per_token"]
-        lls = "" if ll is None or ll != ll else f"{ll:.3f}" + (f" ({sll:.3f})" if sll else "")
+        lls = "" if ll is None else f"{ll:.3f}" + (f" ({sll:.3f})" if sll else "")
         out.append(f"| {r['condition']} | {r['system']} | {r['tokens']} | {r['emission']} | {r['supervision']} "
                    f"| {r['lm_order']}-gram {r['topology']} | {r['der_dev']:.2f} | {r['der_test']:.2f} "
                    f"| {r['lm_scale']} | {lls} | {r['train_seconds']:.1f} |")
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     res["summary"] = summary(res)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    _write(args.results_dir / "results.json", json.dumps(res, indent=1))
+    _write(args.results_dir / "results.json", json.dumps(res, indent=1, allow_nan=False))
     _write(args.results_dir / "RESULTS.md", markdown(res, args.title))
     plot(res, args.results_dir / "der.png")
     for r in res["rows"]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,11 @@ def get_parser() -> argparse.ArgumentParser:
                    help="JSON files whose contents are listed under 'context' (LM, segmentation)")
     p.add_argument("--notes", default="", help="a paragraph printed under the targets")
     return p
+
+
+def _finite(x: float | None) -> float | None:
+    """JSON has no NaN: LM-only systems have no likelihood (older train.json files stored NaN)."""
+    return x if x is None or math.isfinite(x) else None
 
 
 def _write(path: Path, data: bytes | str) -> None:
@@ -60,8 +66,8 @@ def collect(exp_dir: Path, only: set[str] | None = None) -> list[dict]:
             "supervision": t["supervision"], "lm_order": t["lm_order"],
             "topology": t["topology"] + (f" max_stay {t['max_stay']}" if t.get("max_stay") else ""),
             "per_dev": r["dev"]["per"], "per_test": r["test"]["per"], "lm_scale": r["lm_scale"],
-            "train_seconds": t["train_seconds"], "train_ll_per_token": t.get("train_ll_per_token"),
-            "supervised_ll_per_token": t.get("supervised_ll_per_token"),
+            "train_seconds": t["train_seconds"], "train_ll_per_token": _finite(t.get("train_ll_per_token")),
+            "supervised_ll_per_token": _finite(t.get("supervised_ll_per_token")),
             "command": t["command"] + ("" if t["command"].startswith("uasr train-ctc")  # decodes itself
                                        else f" && uasr decode --exp-dir {d} ...")
                        + (" && uasr decode-words ..." if words else ""),
@@ -85,7 +91,7 @@ def markdown(rows: list[dict], title: str, context: dict, notes: str = "") -> st
     for r in rows:
         ll = r["train_ll_per_token"]
         sll = r["supervised_ll_per_token"]
-        lls = "" if ll is None or ll != ll else f"{ll:.3f}" + (f" ({sll:.3f})" if sll else "")
+        lls = "" if ll is None else f"{ll:.3f}" + (f" ({sll:.3f})" if sll else "")
         wers = (f"| {r['wer_dev']:.2f} | {r['wer_test']:.2f} " if "wer_test" in r else "| | ") if wer else ""
         out.append(f"| {r['rung']} | {r['system']} | {r['tokens']} | {r['emission']} | {r['supervision']} "
                    f"| {r['lm_order']}-gram {r['topology']} | {r['per_dev']:.2f} | {r['per_test']:.2f} "
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     context = {p.stem if p.stem != "segmentation" else "unsup_segmentation": json.loads(p.read_text())
                for p in args.extra_json if p.is_file()}
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    _write(args.results_dir / "results.json", json.dumps({"rows": rows, "context": context}, indent=1))
+    _write(args.results_dir / "results.json", json.dumps({"rows": rows, "context": context}, indent=1, allow_nan=False))
     _write(args.results_dir / "RESULTS.md", markdown(rows, args.title, context, args.notes))
     plot(rows, args.results_dir / "per.png")
     for r in rows:

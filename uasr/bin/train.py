@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 1
     tb = SummaryWriter(str(args.exp_dir / "tensorboard"))
-    info: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "train_utts": len(data),
+    info: dict = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "train_utts": len(data),
                   "train_tokens": tr.num_tokens, "command": "uasr train " + " ".join(argv or sys.argv[1:]),
                   "tokens": "oracle-units" if args.units == "oracle" else data.tokens,
                   "emission": args.emission,
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     if args.supervision != "unsup":
-        ll = tr.em_iteration(graph, update=False) if args.supervision == "sup" else float("nan")
+        ll = tr.em_iteration(graph, update=False) if args.supervision == "sup" else None  # lm-only: none
         info["train_ll_per_token"] = ll
         save_atomic(tr.checkpoint(0, ll), args.exp_dir / "epoch-0.pt")
         args.num_epochs = 0
@@ -425,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     lls = []
-    for epoch in tqdm(range(max(args.start_epoch, 1), args.num_epochs + 1), desc="epochs", unit="ep"):
+    epochs = range(max(args.start_epoch, 1), args.num_epochs + 1)
+    for epoch in tqdm(epochs, desc="epochs", unit="ep", disable=not epochs):
         ll = tr.em_iteration(graph)
         lls.append(ll)
         tb.add_scalar("train/ll_per_token", ll, epoch)
@@ -442,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     tb.close()
     info["train_seconds"] = round(time.time() - t0, 2)
     tmp = args.exp_dir / "train.json.tmp"
-    tmp.write_text(json.dumps(info, indent=1))
+    tmp.write_text(json.dumps(info, indent=1, allow_nan=False))
     os.replace(tmp, args.exp_dir / "train.json")
     logging.info(f"done in {info['train_seconds']} s; LL/token {info.get('train_ll_per_token')}")
     return 0

@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.exp_dir.name}\t{split}\tPER {res['per']:.2f}%\t(greedy CTC, epoch {args.num_epochs})")
     tb.close()
     out["decode_seconds"] = round(time.time() - t1, 2)
-    info = {"args": {k: str(v) for k, v in vars(args).items()},
+    info = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "command": "uasr train-ctc " + " ".join(argv if argv is not None else sys.argv[1:]),
             "tokens": "frames", "emission": "ctc-nn", "supervision": "sup", "lm_order": 0,
             "topology": "ctc", "train_utts": len(ids), "train_frames": sum(len(f) for f in feats),
