@@ -6,9 +6,11 @@
 # A recipe lives in recipes/NAME/recipe.sh: it sets its option defaults, lists its stages in
 # `stage_names` (index = stage number) and defines one shell function `stage_N` per stage.
 set -euo pipefail
+invocation_dir=$PWD  # relative paths typed as options are taken from here (abs_path)
 cd "$(dirname "$0")"
 source local/log.sh
 
+_not_options="$(compgen -v | tr '\n' ' ') prepare_stop_stage invocation_dir help_message stage_names bool_options given_options i j known"
 recipe=synth
 for ((i = 1; i <= $#; i++)); do
   case "${!i}" in
@@ -16,6 +18,7 @@ for ((i = 1; i <= $#; i++)); do
     --recipe) j=$((i + 1)); recipe="${!j:-}" ;;
   esac
 done
+unset i j
 if [ ! -f "recipes/$recipe/recipe.sh" ]; then
   known=$(find recipes -mindepth 2 -maxdepth 2 -name recipe.sh -printf '%h\n' 2>/dev/null \
           | xargs -rn1 basename | sort | tr '\n' ' ')
@@ -28,14 +31,25 @@ force=false
 prepare_only=false
 prepare_stop_stage=""
 stage_names=()
+bool_options=()   # a recipe lists its true/false options here
 source local/stage_lib.sh
 # shellcheck disable=SC1090
 source "recipes/$recipe/recipe.sh"
 
 help_message="Usage: $0 [--recipe NAME] [--stage N] [--stop-stage M] [--force true] [--prepare-only true] [options]
 Recipe '$recipe' stages:
-$(for n in "${!stage_names[@]}"; do echo "  $n  ${stage_names[$n]}"; done)"
+$(for n in "${!stage_names[@]}"; do echo "  $n  ${stage_names[$n]}"; done)
+Options (current value; see recipes/$recipe/recipe.sh for what each does):
+$(for v in $(compgen -v); do
+    [[ "$v" =~ ^[a-z][a-z0-9_]*$ && " $_not_options " != *" $v "* ]] || continue
+    [[ "$(declare -p "$v")" == "declare -a"* ]] || echo "  --${v//_/-} '${!v}'"
+  done)"
 source local/parse_options.sh
+[ $# -eq 0 ] || die "unexpected argument '$1': options are --name value (see $0 --recipe $recipe --help)"
+for opt in force prepare_only "${bool_options[@]}"; do
+  [[ "${!opt}" =~ ^(true|false)$ ]] || die "--${opt//_/-} takes true or false, not '${!opt}'"
+done
+if declare -F check_options >/dev/null; then check_options; fi  # the recipe's own checks
 
 [[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || die "--stage and --stop-stage take integers"
 if [ ${#stage_names[@]} -eq 0 ]; then

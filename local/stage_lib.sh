@@ -9,6 +9,23 @@ skip_if_done() {
   log "outputs exist ($*); skipping (--force true redoes)"
 }
 
+# abs_path VAR...: a relative path the user typed as an option names a file relative to the
+# folder run.sh was started from (run.sh itself works from the repository root)
+abs_path() {
+  local v
+  for v in "$@"; do
+    [[ " ${given_options[*]} " == *" $v "* && -n "${!v}" && "${!v}" != /* ]] || continue
+    [ "$invocation_dir" = "$PWD" ] || printf -v "$v" '%s' "$invocation_dir/${!v}"
+  done
+}
+
+# one_of VAR WORD...: die unless the option's value is one of the words
+one_of() {
+  local v=$1 w; shift
+  for w in "$@"; do [ "${!v}" = "$w" ] && return 0; done
+  die "--${v//_/-} takes one of: $*; not '${!v}'"
+}
+
 # need INPUT STAGE: die with a one-line message if a previous stage's output is missing
 need() {
   [ -e "$1" ] || die "$1 is missing: run stage $2 first (./run.sh --recipe $recipe ${size:+--size $size }--stage $2)"

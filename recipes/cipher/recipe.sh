@@ -15,6 +15,10 @@ sizes=           # cipher training sizes in symbols (default: 10000 100000 10000
 texts="matched unmatched"
 optimizers="em adam"
 seed=1
+check_options() {  # called by run.sh once the options are parsed
+  abs_path data exp
+  one_of size tiny default
+}
 stage_names=(
   "KJV text (Debian bible-kjv) -> LM text / cipher text, matched and unmatched"
   "phonemize (CMUdict + flite G2P) and train phone LMs"
@@ -37,8 +41,6 @@ _cipher_config() {
     test_symbols=20000
     restarts=4; epochs_em=20; epochs_adam=30; warm_epochs=3; max_size4=1000000
     adam_first="--batch-tokens 1000 --lr 0.1"
-  else
-    die "--size must be 'default' or 'tiny', got '$size'"
   fi
   prep="python local/cipher_prepare.py --dir $data --seed $seed"
 }

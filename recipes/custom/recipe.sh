@@ -25,6 +25,13 @@ num_epochs=3
 stay_prob=0.1
 work_dir=exp/custom   # data/ and exp/ of this corpus
 prepare_stop_stage=2
+bool_options=(word_decode)
+check_options() {  # called by run.sh once the options are parsed
+  abs_path train dev test lm_text lexicon work_dir
+  one_of units phones graphemes
+  one_of base_lexicon cmudict none
+  one_of normalize english none
+}
 stage_names=(
   "corpus: lhotse manifests from the Kaldi dirs / TSV files (validated), normalised LM text"
   "tokens: fbank, per-speaker CMVN, unsupervised segments, k-means units"

@@ -18,6 +18,10 @@ num_restarts=0       # 0 = by size
 stay_prob=0.85       # loop topology over unsupervised segments (~7 segments per digit)
 work_dir=recipes/fsdd  # data/, exp/ and the default-size results go here (tests use a temp dir)
 prepare_stop_stage=2
+check_options() {  # called by run.sh once the options are parsed
+  abs_path fsdd_dir work_dir
+  one_of size tiny default
+}
 stage_names=(
   "corpus: FSDD digit strings (one speaker each, bigram digit LM, pauses) + isolated-digit control"
   "tokens: synth's prepare-tokens (fbank, per-speaker CMVN, oracle/unsup segments, k-means units)"
@@ -46,12 +50,11 @@ systems=(
   "r3_unsup-seg_table_sup|unsup|--supervision sup --topology loop --stay-prob STAY"
 )
 # --size tiny (CI) runs only these (every process start costs seconds)
-tiny_systems=" strings/r2_oracle-seg_lm-only strings/r2_oracle-seg_table_unsup strings/r2_oracle-seg_table_sup strings/r2_oracle-seg_hybrid_unsup_from-table isolated/r2_oracle-seg_table_unsup "
+_tiny_systems=" strings/r2_oracle-seg_lm-only strings/r2_oracle-seg_table_unsup strings/r2_oracle-seg_table_sup strings/r2_oracle-seg_hybrid_unsup_from-table isolated/r2_oracle-seg_table_unsup "
 
 # Paths and size-dependent settings; called by every stage because options are parsed after
 # this file is sourced.
 _setup() {
-  case "$size" in tiny|default) ;; *) die "--size $size: use tiny or default" ;; esac
   data=$work_dir/data
   corpus=$data/corpus_$size
   tokens=$data/tokens_$size
@@ -116,7 +119,7 @@ _each() {
   for c in "${conds[@]}"; do
     for entry in "${systems[@]}"; do
       IFS='|' read -r name tok opts <<< "$entry"
-      [ "$size" = tiny ] && [[ "$tiny_systems" != *" $c/$name "* ]] && continue
+      [ "$size" = tiny ] && [[ "$_tiny_systems" != *" $c/$name "* ]] && continue
       opts=${opts//STAY/$stay_prob}
       opts=${opts//EXPDIR/$exp/$c}
       opts=${opts//SEED1/$((seed + 1))}

@@ -25,6 +25,11 @@ num_epochs=5
 stay_prob=0.1
 work_dir=recipes/librispeech
 prepare_stop_stage=2
+bool_options=(download)
+check_options() {  # called by run.sh once the options are parsed
+  abs_path corpus_dir work_dir
+  [ "$lm_text" = none ] || abs_path lm_text
+}
 stage_names=(
   "corpus: lhotse manifests of the train/dev/test parts, the LM text (overlaps with transcripts removed)"
   "tokens: fbank, per-speaker CMVN, unsupervised segments, k-means units (no phone alignments)"

@@ -12,6 +12,9 @@ ngram_orders="2 3"
 pc_lengths="5 10 20 50 100"
 exp_dir=exp/simulation
 out_dir=recipes/simulation
+check_options() {  # called by run.sh once the options are parsed
+  abs_path exp_dir out_dir
+}
 stage_names=(
   "bound: random trials against Theorem 1 and the Pinsker corollary"
   "controls: necessity constructions (rank-deficient P_C, non-factorised emission)"

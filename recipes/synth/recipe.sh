@@ -19,6 +19,11 @@ num_restarts=0       # 0 = by size
 stay_prob=0.5
 systems=auto         # auto: the core ladder (every rung once + baselines); all: every system below
 prepare_stop_stage=2
+check_options() {  # called by run.sh once the options are parsed
+  one_of size tiny default large
+  one_of speaker_norm cmvn whiten
+  one_of systems auto all
+}
 stage_names=(
   "corpus: flite/festival voices speak KJV sentences (lhotse manifests + phone alignments)"
   "features (lhotse fbank, per-speaker CMVN), segments (oracle/unsupervised), k-means units"

@@ -20,6 +20,11 @@ num_epochs=5
 stay_prob=0.1        # loop topology over unsupervised segments
 work_dir=recipes/timit
 prepare_stop_stage=2
+check_options() {  # called by run.sh once the options are parsed
+  abs_path timit_dir work_dir
+  [ "$lm_text" = matched ] || abs_path lm_text
+  case "$expected_counts" in default|none) ;; *) abs_path expected_counts ;; esac
+}
 stage_names=(
   "corpus: lhotse manifests with Kaldi's TIMIT splits (counts checked), folded phone alignments"
   "tokens: fbank, per-speaker CMVN, TIMIT-boundary and unsupervised segments, k-means units"

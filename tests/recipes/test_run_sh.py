@@ -3,6 +3,8 @@
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,6 +31,42 @@ def test_unknown_option_and_help():
     assert res.returncode == 1 and "unknown option --no-such-option" in res.stderr
     res = _run("--recipe=simulation", "--help")
     assert res.returncode == 0 and "stages:" in res.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["positional"], "unexpected argument 'positional'"),
+    (["stray", "--help"], "unexpected argument 'stray'"),   # --help after it is never reached
+    (["-size", "tiny"], "unexpected argument '-size'"),
+    ([""], "unexpected argument ''"),
+    (["--PATH", "x"], "unknown option --PATH"),             # shell variables are not options
+    (["--help-message", "x"], "unknown option --help-message"),
+    (["--force", "yes"], "--force takes true or false, not 'yes'"),
+    (["--size", "huge"], "--size takes one of: tiny default large; not 'huge'"),
+    (["--recipe", "custom", "--units", "phonez"], "--units takes one of: phones graphemes"),
+    (["--recipe", "custom", "--word-decode", "1"], "--word-decode takes true or false"),
+    (["--recipe", "librispeech", "--download", "yes"], "--download takes true or false"),
+])
+def test_bad_command_lines_stop_before_any_stage(args, message):
+    res = _run(*args)
+    assert res.returncode == 1 and message in res.stderr, res.stderr
+    assert "stage 0" not in res.stderr
+
+
+def test_help_lists_the_recipe_options():
+    res = _run("--recipe", "custom", "--help")
+    assert res.returncode == 0
+    assert "--lm-text ''" in res.stderr and "--units 'phones'" in res.stderr
+    assert "--prepare-stop-stage" not in res.stderr and "--invocation-dir" not in res.stderr
+
+
+def test_relative_paths_the_user_typed_are_taken_from_where_run_sh_started(tmp_path):
+    script = (f'source local/log.sh; source local/stage_lib.sh; invocation_dir={tmp_path}; '
+              'given_options=(lm_text work_dir); lm_text=lm.txt; work_dir=/abs/exp; '
+              'train=data/train; abs_path lm_text work_dir train; echo "$lm_text $work_dir $train"')
+    res = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    # given and relative: taken from the user's folder; absolute: kept; not given: the default
+    assert res.stdout.split() == [f"{tmp_path}/lm.txt", "/abs/exp", "data/train"]
 
 
 def test_prepare_needs_data_stages():
