@@ -74,7 +74,7 @@ _setup() {
 
 stage_0() {
   _setup
-  [ -d "$fsdd_dir" ] || die "$fsdd_dir is missing: pass --fsdd-dir pointing at the Free Spoken Digit Dataset (recordings/{digit}_{speaker}_{take}.wav)"
+  [ -d "$fsdd_dir" ] || die "$fsdd_dir is missing: pass --fsdd-dir pointing at the Free Spoken Digit Dataset (recordings/{digit}_{speaker}_{take}.wav; git clone https://github.com/Jakobovski/free-spoken-digit-dataset)"
   skip_if_done $corpus/info.json && return 0
   _timed 0 uasr prepare-fsdd corpus --fsdd-dir "$fsdd_dir" --out-dir $corpus --size $size --seed $seed \
     --test-speakers $test_speakers || die "stage 0 failed (see the message above)"

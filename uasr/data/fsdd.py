@@ -51,7 +51,8 @@ def scan_fsdd(fsdd_dir: Path) -> list[Take]:
     fsdd_dir = Path(fsdd_dir)
     rec_dir = fsdd_dir / "recordings" if (fsdd_dir / "recordings").is_dir() else fsdd_dir
     fix = ("pass --fsdd-dir pointing at the Free Spoken Digit Dataset (its recordings/ folder "
-           "holds {digit}_{speaker}_{take}.wav)")
+           "holds {digit}_{speaker}_{take}.wav; git clone "
+           "https://github.com/Jakobovski/free-spoken-digit-dataset)")
     if not rec_dir.is_dir():
         raise FileNotFoundError(f"{fsdd_dir} is missing: {fix}")
     takes = []
