@@ -70,6 +70,33 @@ def test_supervised_ceiling_and_decoding_from_transcripts(tmp_path: Path):
     assert first.split("ref=")[1].replace(" ", "") == torch.load(tok / "test.pt")["text"][0].replace(" ", "")
 
 
+def test_decode_refuses_tokens_the_model_was_not_trained_on(tmp_path: Path, capsys):
+    rng = random.Random(2)
+    lm = tmp_path / "lm.txt"
+    lm.write_text("\n".join(_sentences(rng, 100)) + "\n")
+    lang = tmp_path / "lang"
+    assert prepare_lang.main(["--lm-text", str(lm), "--units", "graphemes", "--out-dir", str(lang),
+                              "--orders", "2"]) == 0
+    letters = sorted(set("".join(WORDS)))
+    tok = tmp_path / "tokens"
+    tok.mkdir()
+    for split, n in (("train", 30), ("dev", 5), ("test", 5)):
+        torch.save(_tokens(rng, _sentences(rng, n), letters, K=len(letters) + 1), tok / f"{split}.pt")
+    exp = tmp_path / "exp"
+    assert train.main(["--tokens-dir", str(tok), "--lang-dir", str(lang), "--exp-dir", str(exp),
+                       "--lm-order", "2", "--topology", "loop", "--num-restarts", "1", "--restart-iters", "1",
+                       "--num-epochs", "1"]) == 0
+    for name, change in (("wider", {"num_units": len(letters) + 5}), ("frames", {"tokens": "frames"})):
+        other = tmp_path / name
+        other.mkdir()
+        for split in ("dev", "test"):
+            torch.save({**torch.load(tok / f"{split}.pt"), **change}, other / f"{split}.pt")
+        rc = decode_cli.main(["--exp-dir", str(exp), "--tokens-dir", str(other), "--lang-dir", str(lang)])
+        err = capsys.readouterr().err
+        assert rc == 1 and str(other / "dev.pt") in err and f"trained on {tok}" in err, err
+    assert not (exp / "decode.json").exists()  # nothing written
+
+
 def test_oracle_units_need_alignments(tmp_path: Path, capsys):
     rng = random.Random(1)
     lm = tmp_path / "lm.txt"

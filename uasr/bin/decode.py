@@ -57,6 +57,15 @@ def load_checkpoint(exp_dir: Path, epoch: int = -1) -> tuple[int, dict]:
     return epoch, torch.load(path, weights_only=False)
 
 
+def check_tokens(ckpt: dict, data, path: Path) -> None:
+    """Refuse tokens other than the kind the model was trained on (they would decode to nonsense)."""
+    trained_on = f"the model was trained on {ckpt['tokens']}: decode with that --tokens-dir"
+    if ckpt.get("token_kind") not in (None, data.tokens):
+        raise ValueError(f"{path} holds {data.tokens} tokens, but {trained_on}")
+    if ckpt["emission"] == "table" and ckpt["units"] != "oracle" and data.num_units != ckpt["num_units"]:
+        raise ValueError(f"{path} has {data.num_units} units, the model {ckpt['num_units']}; {trained_on}")
+
+
 def emissions_for(ckpt: dict, data, symbols) -> tuple[torch.Tensor, torch.Tensor]:
     """``[B, N, C]`` emissions of a split under a checkpoint (zeros for the LM-only floor)."""
     from uasr.data.tokens import pad
@@ -108,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         lang = LangDir.load(args.lang_dir)
         symbols = lang.symbols
         sets = {s: TokenSet.load(args.tokens_dir / f"{s}.pt") for s in ("dev", "test")}
+        for s, d in sets.items():
+            check_tokens(ckpt, d, args.tokens_dir / f"{s}.pt")
         graph = build_graph(args.lang_dir, ckpt["lm_order"], symbols, ckpt["topology"], ckpt["stay_prob"],
                             ckpt.get("max_stay", 0))
         refs = {s: [without_sil(r) for r in d.references(lang)] for s, d in sets.items()}
-    except (FileNotFoundError, KeyError) as e:
+    except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"decode: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 1
     try:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from uasr import wfst
-    from uasr.bin.decode import emissions_for, load_checkpoint
+    from uasr.bin.decode import check_tokens, emissions_for, load_checkpoint
     from uasr.data.tokens import TokenSet
     from uasr.lang.langdir import read_symbols
     from uasr.decode import per, write_results
@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         lang_json = args.lang_dir / "lang.json"
         normalize = json.loads(lang_json.read_text()).get("normalize", "english") if lang_json.is_file() else "english"
         sets = {s: TokenSet.load(args.tokens_dir / f"{s}.pt") for s in ("dev", "test")}
+        for s, d in sets.items():
+            check_tokens(ckpt, d, args.tokens_dir / f"{s}.pt")
         refs = {s: word_refs(d, args.tokens_dir / f"{s}.pt", normalize) for s, d in sets.items()}
         graph = wfst.cached_word_graph(
             args.graph_dir or args.lang_dir / "graphs", lexicon, arpa, symbols,

@@ -271,7 +271,7 @@ class Trainer:
                 "train_ll_per_token": ll, "lm_order": self.args.lm_order,
                 "topology": self.args.topology, "stay_prob": self.args.stay_prob,
                 "max_stay": self.args.max_stay,
-                "tokens": str(self.args.tokens_dir), "model_config": getattr(self.model, "config", None),
+                "tokens": str(self.args.tokens_dir), "token_kind": self.data.tokens, "model_config": getattr(self.model, "config", None),
                 # hybrid: Adam and the batch-shuffling generator, so a resumed run continues exactly
                 **({"optimizer": self.opt.state_dict(), "generator": self.gen.get_state()}
                    if self.args.emission == "hybrid" else {})}
