@@ -31,12 +31,18 @@ stage_1() {
     built=$(cat "$tokens/speaker_norm.txt" 2>/dev/null || echo cmvn)
     [ "$built" = "$norm" ] || die "$tokens was built with --speaker-norm $built, not $norm: add --force true to rebuild it"
   fi
-  skip_if_done "${outs[@]}" && return 0
+  local settings="--feature $feature --num-units $num_units --seed $seed --speaker-norm $norm${errors:+ --oracle-errors $errors}"
   [ "$force" = true ] && rm -rf "$tokens" "$feats"
+  same_settings "$tokens" tokens "$settings"
+  skip_if_done "${outs[@]}" && return 0
   # shellcheck disable=SC2086
   _timed 1 uasr prepare-tokens --manifest-dir $corpus/manifests --manifest-prefix $manifest_prefix \
-    --feat-dir $feats --out-dir $tokens --feature $feature --num-units $num_units --seed $seed --nj $nj \
-    --speaker-norm $norm ${errors:+--oracle-errors $errors} || die "stage 1 failed (see the message above)"
+    --feat-dir $feats --out-dir $tokens --nj $nj $settings || die "stage 1 failed (see the message above)"
+}
+
+_shared_train_opts() {  # the recipe's train options every system starts from
+  echo "--lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
+--num-epochs $num_epochs --seed $seed ${train_opts:-}"
 }
 
 _train_one() {  # _train_one NAME TOKENS OPTS   (OPTS "ctc: ..." = the supervised CTC baseline)
@@ -49,8 +55,7 @@ _train_one() {  # _train_one NAME TOKENS OPTS   (OPTS "ctc: ..." = the supervise
     return 0
   fi
   local opts
-  opts=$(_override_opts "--lm-order $lm_order --num-restarts $num_restarts --restart-iters $restart_iters \
---num-epochs $num_epochs --seed $seed ${train_opts:-}" "$3")
+  opts=$(_override_opts "$(_shared_train_opts)" "$3")
   # shellcheck disable=SC2086
   uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 $opts > "$exp/$1.log" 2>&1 \
     || { log "training $1 failed; see $exp/$1.log"; return 1; }
@@ -104,6 +109,9 @@ stage_3() {
     [ -e "$tokens/$tok/test.pt" ] || die "$tokens/$tok/test.pt (tokens of \
 $name) is missing: run stage 1 with the same options (e.g. --systems) first"
   done
+  local settings
+  settings=$(_shared_train_opts)
+  same_settings "$exp" train "$settings"
   _timed 3 _train_all
 }
 
@@ -120,13 +128,12 @@ _decode_one() {  # _decode_one NAME TOKENS
 }
 
 _decode_all() {
-  local entry name tok opts failed=0 done_marker=decode.json
-  [ -n "${word_lm:-}" ] && done_marker=decode_words.json
+  local entry name tok opts failed=0
   for entry in "${run_systems[@]}"; do
     IFS='|' read -r name tok opts <<< "$entry"
     need "$exp/$name/train.json" 3
     [[ "$opts" == ctc:* ]] && continue  # train-ctc decoded dev/test already
-    if skip_if_done "$exp/$name/decode.json" "$exp/$name/$done_marker"; then continue; fi
+    if skip_if_done "$exp/$name/decode.json" ${word_lm:+"$exp/$name/decode_words.json"}; then continue; fi
     while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do wait -n || failed=1; done
     _decode_one "$name" "$tok" &
   done
@@ -136,6 +143,8 @@ _decode_all() {
 
 stage_4() {
   _setup
+  local settings="--lm-scales $lm_scales --insertion-bonuses ${insertion_bonuses:-0,1,2}${word_lm:+ --word-lm $word_lm}"
+  same_settings "$exp" decode "$settings"
   _timed 4 _decode_all
 }
 

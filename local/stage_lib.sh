@@ -26,6 +26,17 @@ one_of() {
   die "--${v//_/-} takes one of: $*; not '${!v}'"
 }
 
+# same_settings DIR STEP SETTINGS: STEP's outputs in DIR are (to be) made with SETTINGS. The
+# first run records them; a rerun with other settings stops, since skipping the step would
+# silently keep outputs made with the old ones. --force true redoes the step and records anew.
+same_settings() {
+  local f="$1/.settings_$2"
+  if [ "$force" != true ] && [ -f "$f" ] && [ "$(cat "$f")" != "$3" ]; then
+    die "$1 holds $2 outputs made with '$(cat "$f")', not '$3': add --force true to redo them"
+  fi
+  mkdir -p "$1" && printf '%s\n' "$3" > "$f"
+}
+
 # need INPUT STAGE: die with a one-line message if a previous stage's output is missing
 need() {
   [ -e "$1" ] || die "$1 is missing: run stage $2 first (./run.sh --recipe $recipe ${size:+--size $size }--stage $2)"

@@ -84,6 +84,8 @@ stage_2() {
   _setup
   [ "$units" = phones ] && [ "$base_lexicon" = cmudict ] && ensure_apt t2p flite
   need $corpus/info.json 0
+  local settings="--units $units --base-lexicon $base_lexicon --normalize $normalize --orders 2,$lm_order${lexicon:+ --lexicon $lexicon} --word-decode $word_decode"
+  same_settings $lang lang "$settings"
   skip_if_done $lang/lm.json && return 0
   local opts=()
   [ -n "$lexicon" ] && opts+=(--lexicon "$lexicon")

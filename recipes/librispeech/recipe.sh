@@ -74,6 +74,8 @@ stage_2() {
   _setup
   ensure_apt t2p flite
   need $corpus/info.json 0
+  local settings="--orders 2,$lm_order --word-orders $word_lm_order"
+  same_settings $lang lang "$settings"
   skip_if_done $lang/lm.json && return 0
   local lex=()
   [ -f $corpus/lexicon_extra.txt ] && lex=(--lexicon $corpus/lexicon_extra.txt)

@@ -174,6 +174,8 @@ stage_2() {
   _setup
   ensure_apt t2p flite
   need $corpus/lm_text.txt 0
+  local settings="--orders 2,$lm_order --max-sentences $max_lm_sentences"
+  same_settings $lang lang "$settings"
   skip_if_done $lang/lm.json && return 0
   _timed 2 uasr prepare-lang --lm-text $corpus/lm_text.txt --out-dir $lang \
     --orders "2,$lm_order" --max-sentences $max_lm_sentences \

@@ -68,6 +68,8 @@ stage_0() {
 stage_2() {
   _setup
   need $corpus/info.json 0
+  local settings="--lm-text $lm_text --orders 2,$lm_order"
+  same_settings $lang lang "$settings"
   skip_if_done $lang/lm.json && return 0
   if [ "$lm_text" = matched ]; then
     _timed 2 uasr prepare-lang --units given --lm-units $corpus/lm_text_phones.txt --symbols timit39 \

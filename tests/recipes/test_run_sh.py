@@ -97,3 +97,14 @@ def test_stage_time_adds_up_over_reruns_and_force_starts_afresh(tmp_path):
     assert res.returncode == 0, res.stderr
     first, second = (int(x) for x in res.stdout.split())
     assert 601 <= first <= 603 and second == 0
+
+
+def test_a_rerun_with_other_settings_stops_instead_of_keeping_stale_outputs(tmp_path):
+    script = (f'source local/log.sh; source local/stage_lib.sh; d={tmp_path}/tokens; force=false; '
+              'same_settings $d tokens "--num-units 64"; same_settings $d tokens "--num-units 64" && echo same; '
+              'force=true; same_settings $d tokens "--num-units 32" && echo forced; '
+              'force=false; same_settings $d tokens "--num-units 64"; echo not reached')
+    res = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and res.stdout.split() == ["same", "forced"], (res.stdout, res.stderr)
+    assert (f"{tmp_path}/tokens holds tokens outputs made with '--num-units 32', not '--num-units 64': "
+            "add --force true") in res.stderr
