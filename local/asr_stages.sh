@@ -59,7 +59,7 @@ _train_one() {  # _train_one NAME TOKENS OPTS   (OPTS "ctc: ..." = the supervise
   # shellcheck disable=SC2086
   uasr train --tokens-dir $tokens/$2 --lang-dir $lang --exp-dir $exp/$1 $opts > "$exp/$1.log" 2>&1 \
     || { log "training $1 failed; see $exp/$1.log"; return 1; }
-  log "trained $1: $(tail -n 1 "$exp/$1.log")"
+  log "trained $1: $(tail -n 1 "$exp/$1.log" | sed 's/^.* INFO //')"
 }
 
 # _override_opts "BASE" "OVERRIDES": BASE without the --options that OVERRIDES sets again (and

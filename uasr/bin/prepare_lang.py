@@ -46,12 +46,6 @@ def unit_sentence(sentence: str, to_units: Callable[[list[str]], list[str]],
     return out
 
 
-def phonemize_sentence(sentence: str, lexicon) -> list[str]:
-    """:func:`unit_sentence` with a :class:`~uasr.lang.lexicon.Lexicon` and English text."""
-    from uasr.lang.text import normalize_text
-    return unit_sentence(sentence, lexicon.phonemize, normalize_text)
-
-
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -98,7 +98,8 @@ def markdown(rows: list[dict], title: str, context: dict, notes: str = "") -> st
                    f"{wers}| {lls} | {r['train_seconds']:.1f} |")
     out += ["", "Commands (each row's numbers come from these; `...` = `--tokens-dir`/`--lang-dir` as in train):", ""]
     out += [f"- `{r['system']}`: `{r['command']}`" for r in rows]
-    out += ["", "Targets of the issue (computed from the table):", ""] + target_checks(rows)
+    out += ["", "Targets of the ladder (rung 1: PER <= 5; rung 2: <= 0.7 x the LM-only floor and <= 2 x "
+            "supervised; rung 3: <= 0.85 x the floor), checked on the table:", ""] + target_checks(rows)
     if notes:
         out += ["", notes]
     if context:
@@ -107,7 +108,7 @@ def markdown(rows: list[dict], title: str, context: dict, notes: str = "") -> st
 
 
 def target_checks(rows: list[dict]) -> list[str]:
-    """The issue's targets, checked on test PER from the rows themselves."""
+    """The ladder's targets, checked on test PER from the rows themselves."""
     def pick(tokens, sup, emission=None):
         return [r for r in rows if r["tokens"] == tokens and r["supervision"] == sup
                 and (emission is None or r["emission"] == emission)]
