@@ -50,7 +50,7 @@ _setup() {
   lang=$work_dir/data/lang
   exp=$work_dir/exp
   results_dir=$work_dir
-  title="recipes/custom: $train (units: $units)"
+  title="recipes/custom: ${train:-$work_dir} (units: $units)"
   lm_scales="0.5,1,2,3"
   word_lm=
   [ "$word_decode" = true ] && word_lm=$lang/lm_words_2gram.arpa
