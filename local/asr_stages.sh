@@ -26,12 +26,8 @@ stage_1() {
   need $corpus/manifests/${manifest_prefix}_supervisions_test.jsonl.gz 0
   local outs=("$tokens/frames/test.pt") e errors=${oracle_errors:-}
   for e in ${errors//,/ }; do outs+=("$tokens/oracle_${e/:/}/test.pt"); done
-  local norm=${speaker_norm:-cmvn} built
-  if [ "$force" != true ] && [ -e "$tokens/frames/test.pt" ]; then  # no marker: CMVN (older builds)
-    built=$(cat "$tokens/speaker_norm.txt" 2>/dev/null || echo cmvn)
-    [ "$built" = "$norm" ] || die "$tokens was built with --speaker-norm $built, not $norm: add --force true to rebuild it"
-  fi
-  local settings="--feature $feature --num-units $num_units --seed $seed --speaker-norm $norm${errors:+ --oracle-errors $errors}"
+  local settings="--feature $feature --num-units $num_units --seed $seed --speaker-norm ${speaker_norm:-cmvn}\
+${errors:+ --oracle-errors $errors}"
   [ "$force" = true ] && rm -rf "$tokens" "$feats"
   same_settings "$tokens" tokens "$settings"
   skip_if_done "${outs[@]}" && return 0

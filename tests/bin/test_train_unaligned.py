@@ -39,18 +39,26 @@ def _tokens(rng: random.Random, texts: list[str], letters: list[str], K: int) ->
             "text": texts, "num_units": K, "tokens": "unsup"}
 
 
-def test_supervised_ceiling_and_decoding_from_transcripts(tmp_path: Path):
-    rng = random.Random(0)
+LETTERS = sorted(set("".join(WORDS)))
+
+
+def _corpus(tmp_path: Path, rng: random.Random, lm_sentences: int, orders: str,
+            splits: dict[str, int]) -> tuple[Path, Path]:
+    """A grapheme lang dir from random LM text, and simulated token sets of the given sizes."""
     lm = tmp_path / "lm.txt"
-    lm.write_text("\n".join(_sentences(rng, 400)) + "\n")
+    lm.write_text("\n".join(_sentences(rng, lm_sentences)) + "\n")
     lang = tmp_path / "lang"
     assert prepare_lang.main(["--lm-text", str(lm), "--units", "graphemes", "--out-dir", str(lang),
-                              "--orders", "2,3"]) == 0
-    letters = sorted(set("".join(WORDS)))
+                              "--orders", orders]) == 0
     tok = tmp_path / "tokens"
     tok.mkdir()
-    for split, n in (("train", 150), ("dev", 20), ("test", 30)):
-        torch.save(_tokens(rng, _sentences(rng, n), letters, K=len(letters) + 1), tok / f"{split}.pt")
+    for split, n in splits.items():
+        torch.save(_tokens(rng, _sentences(rng, n), LETTERS, K=len(LETTERS) + 1), tok / f"{split}.pt")
+    return tok, lang
+
+
+def test_supervised_ceiling_and_decoding_from_transcripts(tmp_path: Path):
+    tok, lang = _corpus(tmp_path, random.Random(0), 400, "2,3", {"train": 150, "dev": 20, "test": 30})
     common = ["--tokens-dir", str(tok), "--lang-dir", str(lang), "--topology", "loop", "--stay-prob", "0.5"]
     for name, opts in (("sup", ["--supervision", "sup"]), ("floor", ["--supervision", "lm-only"])):
         assert train.main(common + ["--exp-dir", str(tmp_path / name), *opts]) == 0
@@ -71,22 +79,12 @@ def test_supervised_ceiling_and_decoding_from_transcripts(tmp_path: Path):
 
 
 def test_decode_refuses_tokens_the_model_was_not_trained_on(tmp_path: Path, capsys):
-    rng = random.Random(2)
-    lm = tmp_path / "lm.txt"
-    lm.write_text("\n".join(_sentences(rng, 100)) + "\n")
-    lang = tmp_path / "lang"
-    assert prepare_lang.main(["--lm-text", str(lm), "--units", "graphemes", "--out-dir", str(lang),
-                              "--orders", "2"]) == 0
-    letters = sorted(set("".join(WORDS)))
-    tok = tmp_path / "tokens"
-    tok.mkdir()
-    for split, n in (("train", 30), ("dev", 5), ("test", 5)):
-        torch.save(_tokens(rng, _sentences(rng, n), letters, K=len(letters) + 1), tok / f"{split}.pt")
+    tok, lang = _corpus(tmp_path, random.Random(2), 100, "2", {"train": 30, "dev": 5, "test": 5})
     exp = tmp_path / "exp"
     assert train.main(["--tokens-dir", str(tok), "--lang-dir", str(lang), "--exp-dir", str(exp),
                        "--lm-order", "2", "--topology", "loop", "--num-restarts", "1", "--restart-iters", "1",
                        "--num-epochs", "1"]) == 0
-    for name, change in (("wider", {"num_units": len(letters) + 5}), ("frames", {"tokens": "frames"})):
+    for name, change in (("wider", {"num_units": len(LETTERS) + 5}), ("frames", {"tokens": "frames"})):
         other = tmp_path / name
         other.mkdir()
         for split in ("dev", "test"):
@@ -98,15 +96,7 @@ def test_decode_refuses_tokens_the_model_was_not_trained_on(tmp_path: Path, caps
 
 
 def test_oracle_units_need_alignments(tmp_path: Path, capsys):
-    rng = random.Random(1)
-    lm = tmp_path / "lm.txt"
-    lm.write_text("\n".join(_sentences(rng, 50)) + "\n")
-    lang = tmp_path / "lang"
-    assert prepare_lang.main(["--lm-text", str(lm), "--units", "graphemes", "--out-dir", str(lang),
-                              "--orders", "2"]) == 0
-    tok = tmp_path / "tokens"
-    tok.mkdir()
-    torch.save(_tokens(rng, _sentences(rng, 5), sorted(set("".join(WORDS))), 7), tok / "train.pt")
+    tok, lang = _corpus(tmp_path, random.Random(1), 50, "2", {"train": 5})
     rc = train.main(["--tokens-dir", str(tok), "--lang-dir", str(lang), "--exp-dir", str(tmp_path / "e"),
                      "--units", "oracle", "--lm-order", "2"])
     assert rc == 1 and "needs time-aligned phones" in capsys.readouterr().err

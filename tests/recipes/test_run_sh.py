@@ -13,6 +13,11 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
+def _bash(script: str) -> subprocess.CompletedProcess:
+    """A snippet run in the repository root (for the helpers in local/)."""
+    return subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
 def test_unknown_recipe_lists_known_ones():
     res = _run("--recipe", "nope")
     assert res.returncode == 1
@@ -63,7 +68,7 @@ def test_relative_paths_the_user_typed_are_taken_from_where_run_sh_started(tmp_p
     script = (f'source local/log.sh; source local/stage_lib.sh; invocation_dir={tmp_path}; '
               'given_options=(lm_text work_dir); lm_text=lm.txt; work_dir=/abs/exp; '
               'train=data/train; abs_path lm_text work_dir train; echo "$lm_text $work_dir $train"')
-    res = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    res = _bash(script)
     assert res.returncode == 0, res.stderr
     # given and relative: taken from the user's folder; absolute: kept; not given: the default
     assert res.stdout.split() == [f"{tmp_path}/lm.txt", "/abs/exp", "data/train"]
@@ -81,8 +86,7 @@ def test_system_options_override_the_recipe_defaults():
     script = ('source local/asr_stages.sh; '
               '_override_opts "--lm-order 3 --num-epochs 20 --seed 1 --flag" "--num-epochs 3 --flag"; '
               '_override_opts "--lm-order 3" ""')
-    res = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    res = _bash(script)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split("\n")[:2] == ["--lm-order 3 --seed 1 --num-epochs 3 --flag",
                                           "--lm-order 3 "]
@@ -93,7 +97,7 @@ def test_stage_time_adds_up_over_reruns_and_force_starts_afresh(tmp_path):
     script = (f'source local/stage_lib.sh; exp={tmp_path}; '
               'echo 600 > $exp/.seconds_stage_3; _timed 3 sleep 1; cat $exp/.seconds_stage_3; '
               'force=true; _timed 3 true; cat $exp/.seconds_stage_3')
-    res = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    res = _bash(script)
     assert res.returncode == 0, res.stderr
     first, second = (int(x) for x in res.stdout.split())
     assert 601 <= first <= 603 and second == 0
@@ -104,7 +108,7 @@ def test_a_rerun_with_other_settings_stops_instead_of_keeping_stale_outputs(tmp_
               'same_settings $d tokens "--num-units 64"; same_settings $d tokens "--num-units 64" && echo same; '
               'force=true; same_settings $d tokens "--num-units 32" && echo forced; '
               'force=false; same_settings $d tokens "--num-units 64"; echo not reached')
-    res = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    res = _bash(script)
     assert res.returncode == 1 and res.stdout.split() == ["same", "forced"], (res.stdout, res.stderr)
     assert (f"{tmp_path}/tokens holds tokens outputs made with '--num-units 32', not '--num-units 64': "
             "add --force true") in res.stderr
