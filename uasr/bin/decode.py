@@ -59,7 +59,7 @@ def load_checkpoint(exp_dir: Path, epoch: int = -1) -> tuple[int, dict]:
 
 def check_tokens(ckpt: dict, data, path: Path) -> None:
     """Refuse tokens other than the kind the model was trained on (they would decode to nonsense)."""
-    trained_on = f"the model was trained on {ckpt['tokens']}: decode with that --tokens-dir"
+    trained_on = f"the model was trained on {ckpt.get('tokens', 'other tokens')}: decode with those"
     if ckpt.get("token_kind") not in (None, data.tokens):
         raise ValueError(f"{path} holds {data.tokens} tokens, but {trained_on}")
     if ckpt["emission"] == "table" and ckpt["units"] != "oracle" and data.num_units != ckpt["num_units"]:
