@@ -1,5 +1,6 @@
-"""The README's engine example runs as written, and the docs' relative links resolve."""
+"""The README's engine example runs as written; the docs' links resolve; results are strict JSON."""
 
+import json
 import re
 from pathlib import Path
 
@@ -33,3 +34,16 @@ def test_markdown_links_resolve():
             if not path.exists():
                 broken.append(f"{doc.relative_to(ROOT)} -> {target}")
     assert not broken, broken
+
+
+def test_committed_results_are_strict_json():
+    """results.json files load in strict readers (no NaN/Infinity literals)."""
+    def refuse(constant: str):
+        raise ValueError(constant)
+
+    files = list(ROOT.glob("recipes/**/results.json"))
+    assert files
+    for f in files:
+        if "exp" in f.relative_to(ROOT).parts:  # local experiment dirs, not committed results
+            continue
+        json.loads(f.read_text(), parse_constant=refuse)
