@@ -111,9 +111,13 @@ $name) is missing: run stage 1 with the same options (e.g. --systems) first"
   _timed 3 _train_all
 }
 
+_decode_opts() {  # what stage 4 tunes on dev (the loop topology's insertion bonus included)
+  echo "--lm-scales $lm_scales --insertion-bonuses ${insertion_bonuses:-0,1,2}"
+}
+
 _decode_one() {  # _decode_one NAME TOKENS
-  uasr decode --exp-dir $exp/$1 --tokens-dir $tokens/$2 --lang-dir $lang \
-    --lm-scales "$lm_scales" --insertion-bonuses "${insertion_bonuses:-0,1,2}" > "$exp/$1.decode.log" 2>&1 \
+  # shellcheck disable=SC2046
+  uasr decode --exp-dir $exp/$1 --tokens-dir $tokens/$2 --lang-dir $lang $(_decode_opts) > "$exp/$1.decode.log" 2>&1 \
     || { log "decoding $1 failed; see $exp/$1.decode.log"; return 1; }
   grep PER "$exp/$1.decode.log" >&2
   [ -n "${word_lm:-}" ] || return 0
@@ -139,7 +143,8 @@ _decode_all() {
 
 stage_4() {
   _setup
-  local settings="--lm-scales $lm_scales --insertion-bonuses ${insertion_bonuses:-0,1,2}${word_lm:+ --word-lm $word_lm}"
+  local settings
+  settings="$(_decode_opts)${word_lm:+ --word-lm $word_lm}"
   same_settings "$exp" decode "$settings"
   _timed 4 _decode_all
 }
